@@ -1,0 +1,151 @@
+"""One cell-agnostic sequence model: encoder, stacked cells (or residual blocks), readout.
+
+    x (B, T, D_in) or tokens (B, T)
+      -> encoder: Embedding(vocab, embed_dim) for tokens, Linear(D_in, embed_dim) when embed_dim is set
+      -> block "stack":    cell_1 -> dropout -> cell_2 ... -> cell_L            (the classic RNN papers)
+         block "residual": L x [ u + GLU(Drop(GELU(cell(Norm(u))))) ]           (LRU / S5 style, pre-norm)
+      -> readout: last step, mean over time, or every step
+      -> decoder Linear(width, output_size)
+
+The model never looks at the cell's name: optimiser groups and extra losses come from the cells' own
+``param_groups()`` / ``extra_loss()`` (see :mod:`rnns.base`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .base import Cell, State
+from .errors import ConfigError
+from .registry import build_cell, get_cell
+
+MODEL_OPTIONS = ("hidden_size", "num_layers", "embed_dim", "dropout", "block", "norm")
+
+
+class _Norm(nn.Module):
+    """BatchNorm pooled over batch and time, LayerNorm over features, or identity. Input (B, T, H)."""
+
+    def __init__(self, kind: str, width: int):
+        super().__init__()
+        if kind not in ("batch", "layer", "none"):
+            raise ConfigError(f"norm must be batch, layer or none, got {kind!r}")
+        self.kind = kind
+        self.norm = nn.BatchNorm1d(width) if kind == "batch" else nn.LayerNorm(width) if kind == "layer" else nn.Identity()
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        if self.kind == "batch":
+            return self.norm(u.transpose(1, 2)).transpose(1, 2)  # stats over (B, T) per feature
+        return self.norm(u)
+
+
+class ResidualBlock(nn.Module):
+    """Pre-norm block of minimal-LRU: out = u + Drop(GLU(Drop(GELU(cell(Norm(u))))))."""
+
+    def __init__(self, cell: Cell, width: int, norm: str, dropout: float):
+        super().__init__()
+        self.norm = _Norm(norm, width)
+        self.cell = cell
+        # a cell whose output is not the model width (a plain RNN inside a residual block) is projected back
+        self.proj = nn.Identity() if cell.output_size == width else nn.Linear(cell.output_size, width)
+        self.glu_a = nn.Linear(width, width)
+        self.glu_b = nn.Linear(width, width)
+        # one dropout mask per sequence and feature, shared over time (as in minimal-LRU)
+        self.drop = nn.Dropout1d(dropout) if dropout > 0 else nn.Identity()
+
+    def _drop(self, v: torch.Tensor) -> torch.Tensor:
+        return self.drop(v.transpose(1, 2)).transpose(1, 2) if isinstance(self.drop, nn.Dropout1d) else v
+
+    def forward(self, u: torch.Tensor, h0: State = None) -> tuple[torch.Tensor, State]:
+        v, h = self.cell(self.norm(u), h0)
+        v = self._drop(F.gelu(self.proj(v)))
+        v = self.glu_a(v) * torch.sigmoid(self.glu_b(v))
+        return u + self._drop(v), h
+
+
+class SequenceModel(nn.Module):
+    def __init__(self, cell: str, input_size: int, output_size: int, readout: str, *, token_input: bool = False,
+                 hidden_size: int = 128, num_layers: int = 1, embed_dim: int | None = None, dropout: float = 0.0,
+                 block: str = "stack", norm: str = "none", **cell_opts: Any):
+        super().__init__()
+        if readout not in ("last", "mean", "all"):
+            raise ConfigError(f"readout must be last, mean or all, got {readout!r}")
+        if num_layers < 1:
+            raise ConfigError(f"num_layers must be >= 1, got {num_layers}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
+        if block not in ("stack", "residual"):
+            raise ConfigError(f"block must be stack or residual, got {block!r}")
+        if token_input and not embed_dim:
+            raise ConfigError("a token task needs embed_dim (the embedding width)")
+        if block == "residual" and not embed_dim:
+            raise ConfigError("block 'residual' needs embed_dim (the model width H)")
+        get_cell(cell)  # fail early on an unknown name
+        self.readout = readout
+        self.block = block
+        if token_input:
+            self.encoder: nn.Module = nn.Embedding(input_size, embed_dim)
+        elif embed_dim:
+            self.encoder = nn.Linear(input_size, embed_dim)
+        else:
+            self.encoder = nn.Identity()
+        width = embed_dim or input_size
+        layers = []
+        for _ in range(num_layers):
+            c = build_cell(cell, width, hidden_size, **cell_opts)
+            if block == "residual":
+                layers.append(ResidualBlock(c, width, norm, dropout))
+            else:
+                layers.append(c)
+                width = c.output_size
+        self.layers = nn.ModuleList(layers)
+        self.between = nn.Dropout(dropout) if (dropout > 0 and block == "stack") else nn.Identity()
+        self.decoder = nn.Linear(width, output_size)
+
+    def cells(self) -> list[Cell]:
+        return [m for m in self.modules() if isinstance(m, Cell)]
+
+    def forward(self, x: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
+        u = self.encoder(x)
+        new_state = []
+        for i, layer in enumerate(self.layers):
+            if i > 0:
+                u = self.between(u)
+            u, h = layer(u, None if state is None else state[i])
+            new_state.append(h)
+        if self.readout == "last":
+            u = u[:, -1]
+        elif self.readout == "mean":
+            u = u.mean(dim=1)
+        return self.decoder(u), new_state
+
+    def extra_loss(self) -> torch.Tensor | None:
+        terms = [t for t in (c.extra_loss() for c in self.cells()) if t is not None]
+        return torch.stack([t.reshape(()) for t in terms]).sum() if terms else None
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """{tag: params}; every parameter appears exactly once, untagged ones under 'default'."""
+        groups: dict[str, list[nn.Parameter]] = {}
+        seen: set[int] = set()
+        for c in self.cells():
+            for tag, ps in c.param_groups().items():
+                for p in ps:
+                    if id(p) not in seen:
+                        seen.add(id(p))
+                        groups.setdefault(tag, []).append(p)
+        rest = [p for p in self.parameters() if id(p) not in seen]
+        if rest:
+            groups.setdefault("default", []).extend(rest)
+        return groups
+
+
+def split_model_options(cell: str, opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(options the model or the cell takes, the rest) from a flat configuration."""
+    known = set(MODEL_OPTIONS) | set(get_cell(cell).options())
+    return {k: v for k, v in opts.items() if k in known}, {k: v for k, v in opts.items() if k not in known}
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
