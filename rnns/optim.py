@@ -25,7 +25,7 @@ from .errors import ConfigError, unknown
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {}
 OPTIM_OPTIONS = ("optimizer", "lr", "lr_orth", "alpha", "betas", "momentum", "eps", "weight_decay", "Tdecay",
                  "lr_factor", "clip_multiplier")
-SCHEDULE_OPTIONS = ("schedule", "warmup_steps", "lr_min")
+SCHEDULE_OPTIONS = ("schedule", "warmup_epochs", "lr_min")
 
 
 def register_optimizer(name: str):
