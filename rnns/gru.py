@@ -1,0 +1,53 @@
+"""GRU baseline (fused ``nn.GRU``) with its slow reference step.
+
+Cho, van Merrienboer, Gulcehre, Bahdanau, Bougares, Schwenk, Bengio, "Learning Phrase Representations using
+RNN Encoder-Decoder for Statistical Machine Translation", EMNLP 2014, arXiv 1406.1078. Used as a baseline by
+the RRU paper (arXiv 2108.00527, PAPERS.md section 4.5). PyTorch's variant (gate order r, z, n), which puts the
+reset gate after the recurrent matmul (r * (W_hn h + b_hn)) as cuDNN does:
+
+    r = sigma(W_ir x + b_ir + W_hr h + b_hr)      z = sigma(W_iz x + b_iz + W_hz h + b_hz)
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+    h' = (1 - z) * n + z * h
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .base import Cell
+from .registry import register_cell
+
+
+def gru_step(x: torch.Tensor, h: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
+             b_hh: torch.Tensor) -> torch.Tensor:
+    """One GRU step in ``nn.GRU``'s layout: x (B, D), h (B, d), w_ih (3d, D), w_hh (3d, d), biases (3d,)."""
+    xr, xz, xn = F.linear(x, w_ih, b_ih).chunk(3, dim=-1)
+    hr, hz, hn = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
+    r = torch.sigmoid(xr + hr)
+    z = torch.sigmoid(xz + hz)
+    n = torch.tanh(xn + r * hn)  # reset applied to the recurrent projection including its bias
+    return (1 - z) * n + z * h
+
+
+@register_cell("gru", paper="GRU baseline (Cho et al. 2014, arXiv 1406.1078)")
+class GRU(Cell):
+    """Standard GRU via ``nn.GRU`` (PyTorch default init U(-1/sqrt(d), 1/sqrt(d)))."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__(input_size, hidden_size)
+        self.gru = nn.GRU(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x, h0=None):
+        y, h = self.gru(x, None if h0 is None else h0.unsqueeze(0))  # nn.GRU wants (num_layers, B, d)
+        return y, h[0]
+
+    def step_reference(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same forward through :func:`gru_step` in a Python loop (for tests)."""
+        h = x.new_zeros(x.shape[0], self.hidden_size) if h0 is None else h0
+        g = self.gru
+        ys = []
+        for t in range(x.shape[1]):
+            h = gru_step(x[:, t], h, g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0)
+            ys.append(h)
+        return torch.stack(ys, dim=1), h

@@ -1,0 +1,133 @@
+"""Schedulers and searchers by name (one registry each; an unknown name lists the valid ones).
+
+Schedulers (``time_attr`` is the trial's reported iteration: one epoch, or one block of updates for streaming
+synthetic tasks; ``max_t`` is the space's full budget in those units):
+
+| name      | what it does                                      | options (defaults)                                 |
+|-----------|---------------------------------------------------|----------------------------------------------------|
+| asha      | async successive halving; stops the worst trials  | grace_period (1), reduction_factor (3), max_t      |
+| hyperband | synchronous HyperBand brackets                    | reduction_factor (3), max_t                         |
+| median    | stops a trial below the median of others so far   | grace_period (1), min_samples_required (3)          |
+| pbt       | population-based training (mutates lr, restarts   | perturbation_interval (2); mutates loguniform      |
+|           | from the better trials' checkpoints)              | params of the space                                 |
+| fifo      | no early stopping                                 |                                                     |
+
+Searchers:
+
+| name    | what it does                                                                                   |
+|---------|------------------------------------------------------------------------------------------------|
+| tpe     | Optuna TPE, define-by-run (conditional parameters); fidelity-correct with ASHA (see below)     |
+| cmaes   | Optuna CMA-ES (independent sampling for categorical/conditional parameters)                    |
+| random  | Ray Tune random search over the space's Tune domains                                           |
+| grid    | every grid point of the space, in order                                                        |
+
+Fidelity rule: a trial that an early-stopping scheduler ended before the full budget, or that diverged, reaches
+Optuna as PRUNED with its intermediate values, never as a COMPLETE trial scored at its low-fidelity value. TPE
+then ranks it below every complete trial, as Optuna does for trials its own pruners stop.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rnns.errors import ConfigError, unknown
+from spaces.base import Space
+
+from .space_adapter import DefineByRun, grid_points, seed_configs, tune_param_space
+from .train import DIVERGED, EPOCH
+
+SCHEDULERS = ("asha", "hyperband", "median", "pbt", "fifo")
+SEARCHERS = ("tpe", "cmaes", "random", "grid")
+
+
+def build_scheduler(name: str, *, metric: str, mode: str, max_t: int, grace_period: int = 1,
+                    reduction_factor: float = 3, space: Space | None = None, seed: int = 0):
+    from ray.tune import schedulers as S
+
+    if name not in SCHEDULERS:
+        raise unknown("scheduler", name, SCHEDULERS)
+    if max_t < 1 or grace_period < 1 or grace_period > max_t:
+        raise ConfigError(f"scheduler budget: need 1 <= grace_period ({grace_period}) <= max_t ({max_t})")
+    if reduction_factor <= 1:
+        raise ConfigError(f"reduction_factor must be > 1, got {reduction_factor}")
+    # metric and mode come from the TuneConfig (Tune refuses them twice)
+    common = dict(time_attr=EPOCH)
+    if name == "asha":
+        return S.ASHAScheduler(max_t=max_t, grace_period=grace_period, reduction_factor=reduction_factor, **common)
+    if name == "hyperband":
+        return S.HyperBandScheduler(max_t=max_t, reduction_factor=reduction_factor, **common)
+    if name == "median":
+        return S.MedianStoppingRule(grace_period=grace_period, min_samples_required=3, **common)
+    if name == "pbt":
+        import random as _random
+
+        from ray import tune
+
+        mutations = {}
+        for p in (space.params if space else ()):
+            if p.kind == "loguniform" and not p.when:
+                mutations[p.name] = tune.loguniform(p.low, p.high)
+        if not mutations:
+            raise ConfigError("pbt needs at least one unconditional log-uniform parameter (such as lr) to mutate")
+        _random.seed(seed)
+        return S.PopulationBasedTraining(perturbation_interval=max(1, grace_period), hyperparam_mutations=mutations,
+                                         **common)
+    return S.FIFOScheduler()
+
+
+
+def _fidelity_optuna_class():
+    from optuna.trial import TrialState
+    from ray.tune.search.optuna import OptunaSearch
+
+    class FidelityOptunaSearch(OptunaSearch):
+        """OptunaSearch that tells Optuna PRUNED for trials that did not reach the full budget."""
+
+        def __init__(self, *a, full_budget: int, **kw):
+            super().__init__(*a, **kw)
+            self.full_budget = int(full_budget)
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+            partial = bool(result) and (result.get(DIVERGED, 0) or int(result.get(EPOCH, 0)) < self.full_budget)
+            if trial_id in self._ot_trials and trial_id not in self._completed_trials and partial and not error:
+                try:
+                    self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
+                finally:
+                    self._completed_trials.add(trial_id)
+                return
+            super().on_trial_complete(trial_id, result, error)
+
+    return FidelityOptunaSearch
+
+
+def build_searcher(name: str, space: Space, models: tuple[str, ...], *, metric: str, mode: str, seed: int,
+                   full_budget: int, max_concurrent: int, include_seeds: bool = True) -> tuple[Any, dict, int]:
+    """(search_alg, param_space, number of points known in advance: seeds, or the whole grid)."""
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+
+    if name not in SEARCHERS:
+        raise unknown("searcher", name, SEARCHERS)
+    seeds = seed_configs(space, models) if include_seeds else []
+    if name in ("tpe", "cmaes"):
+        import optuna
+
+        sampler = (optuna.samplers.TPESampler(seed=seed) if name == "tpe"
+                   else optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False))
+        sampled = {"model"} | {p.name for p in space.params}
+        points = [{k: v for k, v in cfg.items() if k in sampled and (k == "model" and len(models) > 1 or k != "model")}
+                  for cfg, _, _ in seeds]
+        alg = _fidelity_optuna_class()(DefineByRun(space, models), metric=metric, mode=mode, sampler=sampler,
+                                       points_to_evaluate=points or None, full_budget=full_budget)
+        return ConcurrencyLimiter(alg, max_concurrent=max_concurrent), {}, len(points)
+    if name == "random":
+        alg = BasicVariantGenerator(points_to_evaluate=[c for c, _, _ in seeds] or None, random_state=seed,
+                                    max_concurrent=max_concurrent)
+        return alg, tune_param_space(space, models), len(seeds)
+    pts = [c for c, _, _ in seeds] + grid_points(space, models)
+    alg = BasicVariantGenerator(points_to_evaluate=pts, max_concurrent=max_concurrent)
+    return alg, preset_space(pts), len(pts)
+
+
+def preset_space(points: list[dict]) -> dict:
+    """Tune applies preset points on top of a param_space that must hold every key: None = not applicable, so a
+    conditional key of one point never leaks into another."""
+    return {k: None for p in points for k in p}

@@ -1,0 +1,518 @@
+"""One sweep, end to end: validate, start (or join) Ray, run the Tuner, record in MLflow, confirm and tag the best.
+
+Flow (docs/architecture.md):
+ 1. validate the experiment (space, models, searcher, scheduler, budget, overrides) before anything starts;
+ 2. check the tracking store, create the task's experiment and the sweep's parent run;
+ 3. start a local Ray on 127.0.0.1 (or join ``--address``);
+ 4. run the Tuner: seed points first, then the searcher; ASHA stops the weak trials; every trial and epoch is
+    written to MLflow by the driver-side callback as it happens;
+ 5. confirmation: the top ``confirm_top`` configurations per model are re-run with ``confirm_seeds`` seeds; the
+    best by mean validation metric is tagged best for (task, model); its test metric is computed, and only its.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rnns.errors import ConfigError
+
+from . import tracking as T
+from .algorithms import SCHEDULERS, SEARCHERS, build_scheduler, build_searcher, preset_space
+from .config import known_keys
+from .train import DIVERGED, val_key
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK_ENV = {
+    # Ray binds to the primary interface unless told otherwise; keep a local Ray on loopback (ENVIRONMENT.md)
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+}
+
+
+@dataclass
+class Experiment:
+    space: str
+    models: tuple[str, ...] = ()  # subset of the space's models; empty = all
+    num_samples: int = 8  # trials, seed points included
+    scheduler: str = "asha"
+    searcher: str = "tpe"
+    grace_period: int = 1
+    reduction_factor: float = 3.0
+    max_budget: int | None = None  # epochs of a full trial; default the space's budget
+    max_concurrent: int = 2
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    gpu_memory_fraction: float | None = None  # cap per trial when trials share a GPU
+    storage: str | None = None
+    name: str | None = None
+    mlflow_uri: str | None = None
+    address: str | None = None
+    data_dir: str | None = None
+    seed: int = 0
+    confirm_top: int = 3
+    confirm_seeds: int = 3
+    published_only: bool = False
+    resume: bool = False
+    max_failures: int = 2
+    overrides: dict[str, Any] = field(default_factory=dict)
+    verbose: int = 1
+
+
+def load_space(name: str):
+    try:
+        from spaces.registry import get_space
+    except ImportError:  # TEMP until spaces/registry.py lands
+        import importlib, pkgutil, spaces
+        from rnns.errors import unknown
+        allsp = {}
+        for mod in pkgutil.iter_modules(spaces.__path__):
+            allsp.update({s.name: s for s in getattr(importlib.import_module(f"spaces.{mod.name}"), "SPACES", ())})
+        if name not in allsp:
+            raise unknown("space", name, allsp)
+        return allsp[name]
+    return get_space(name)
+
+
+def validate(exp: Experiment):
+    """Everything that can be checked before Ray or MLflow start; returns (space, models, budget)."""
+    space = load_space(exp.space)
+    models = tuple(exp.models) or tuple(space.models)
+    for m in models:
+        if m not in space.models:
+            from rnns.errors import unknown
+
+            raise unknown(f"model for space {space.name!r}", m, space.models)
+    if exp.num_samples < 1:
+        raise ConfigError(f"--samples must be >= 1, got {exp.num_samples}")
+    if exp.scheduler not in SCHEDULERS:
+        from rnns.errors import unknown
+
+        raise unknown("scheduler", exp.scheduler, SCHEDULERS)
+    if exp.searcher not in SEARCHERS:
+        from rnns.errors import unknown
+
+        raise unknown("searcher", exp.searcher, SEARCHERS)
+    budget = int(exp.max_budget or exp.overrides.get("epochs") or space.budget)
+    if budget < 1:
+        raise ConfigError(f"the budget (epochs) must be >= 1, got {budget}")
+    if exp.max_concurrent < 1 or exp.cpus_per_trial <= 0 or exp.gpus_per_trial < 0:
+        raise ConfigError("--concurrent must be >= 1, --cpus-per-trial > 0 and --gpus-per-trial >= 0")
+    if exp.gpu_memory_fraction is not None and not 0 < exp.gpu_memory_fraction <= 1:
+        raise ConfigError(f"--gpu-memory-fraction must be in (0, 1], got {exp.gpu_memory_fraction}")
+    if exp.confirm_top < 0 or exp.confirm_seeds < 1:
+        raise ConfigError("--confirm-top must be >= 0 and --confirm-seeds >= 1")
+    for m in models:
+        keys = known_keys(space.task, m)
+        for k in exp.overrides:
+            if k not in keys:
+                from rnns.errors import suggest
+
+                raise ConfigError(f"--set {k}: not a parameter of task {space.task!r} / model {m!r}{suggest(k, keys)}")
+    if exp.published_only and not any(sp.config.get("model", models[0]) in models for sp in space.seeds):
+        raise ConfigError(f"space {space.name!r} has no published configuration for models {', '.join(models)}")
+    return space, models, budget
+
+
+def sweep_space(space, budget: int, overrides: dict[str, Any], seed: int):
+    """The space as this sweep runs it: full budget as epochs, the sweep seed and the user's overrides fixed."""
+    import copy
+
+    s = copy.deepcopy(space)
+    s.fixed = {**s.fixed, "epochs": budget, "seed": seed, **overrides}
+    over = set(overrides)
+    s.params = tuple(p for p in s.params if p.name not in over)  # an override fixes a parameter
+    for m in s.model_fixed:
+        s.model_fixed[m] = {k: v for k, v in s.model_fixed[m].items() if k not in over}
+    s.task_options = {k: v for k, v in s.task_options.items() if k not in over}
+    return s
+
+
+def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
+    """Start a local Ray on 127.0.0.1, or join ``address``. Returns True when this call started Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    for k, v in LOOPBACK_ENV.items():
+        if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER":
+            env[k] = os.environ.get(k, v)
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        runtime_env = {"working_dir": str(REPO_ROOT), "env_vars": {k: v for k, v in env.items() if k != "PYTHONPATH"},
+                       "excludes": [".venv", ".git", "mlruns.db", "mlartifacts", "rnnsweep_results", "*.db",
+                                    "__pycache__", "bench/results"]}
+        try:
+            ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING", log_to_driver=True)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise ConfigError(f"cannot join the Ray cluster at {address!r} ({str(e).splitlines()[0][:160]}); "
+                              "check the address printed by `ray start --head` or drop --address") from None
+        return True
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    for k, v in LOOPBACK_ENV.items():
+        os.environ.setdefault(k, v)
+    ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, logging_level="WARNING",
+             runtime_env={"env_vars": env}, _node_ip_address="127.0.0.1")
+    return True
+
+
+def _safe_name(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-")
+
+
+def _result_rows(results) -> list[dict[str, Any]]:
+    rows = []
+    for r in results:
+        if r.config is None:
+            continue
+        rows.append({"config": dict(r.config), "metrics": dict(r.metrics or {}), "error": r.error is not None,
+                     "checkpoint": r.checkpoint, "trial_id": (r.metrics or {}).get("trial_id"),
+                     "history": r.metrics_dataframe})
+    return rows
+
+
+def _score(row, metric: str) -> float | None:
+    v = row["metrics"].get(f"best_val_{metric}")
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+def _ranked(rows, metric: str, mode: str, budget: int) -> list[dict]:
+    """Trials that used the full budget without diverging, best first (others cannot be compared fairly)."""
+    full = [r for r in rows if not r["error"] and not r["metrics"].get(DIVERGED)
+            and int(r["metrics"].get("epoch", 0)) >= budget and _score(r, metric) is not None]
+    return sorted(full, key=lambda r: _score(r, metric), reverse=(mode == "max"))
+
+
+def _config_key(cfg: dict) -> str:
+    return json.dumps({k: v for k, v in sorted(cfg.items()) if k != "seed"}, sort_keys=True, default=str)
+
+
+def run_tuner(*, trainable_kw, param_space, search_alg, scheduler, num_samples, exp: Experiment, name: str,
+              storage: str, callbacks, metric: str, mode: str):
+    from ray import tune
+
+    from .trainable import train_trial
+
+    trainable = tune.with_resources(tune.with_parameters(train_trial, **trainable_kw),
+                                    {"cpu": exp.cpus_per_trial, "gpu": exp.gpus_per_trial})
+    path = os.path.join(storage, name)
+    if exp.resume and tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True, param_space=param_space or None)
+    else:
+        tuner = tune.Tuner(
+            trainable, param_space=param_space,
+            tune_config=tune.TuneConfig(metric=metric, mode=mode, search_alg=search_alg, scheduler=scheduler,
+                                        num_samples=num_samples,
+                                        reuse_actors=False, trial_dirname_creator=lambda t: t.trial_id,
+                                        trial_name_creator=lambda t: f"{t.config.get('model', 'trial')}_{t.trial_id}"),
+            run_config=tune.RunConfig(
+                name=name, storage_path=storage, callbacks=callbacks, verbose=exp.verbose,
+                failure_config=tune.FailureConfig(max_failures=exp.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+    return tuner.fit()
+
+
+def run_sweep(exp: Experiment) -> dict[str, Any]:
+    space, models, budget = validate(exp)
+    spec_metric, spec_mode = _task_metric(space)
+    metric = val_key(spec_metric)
+    uri = T.resolve_uri(exp.mlflow_uri)
+    T.check_reachable(uri)
+    storage = str(Path(exp.storage or "rnnsweep_results").expanduser().resolve())
+    name = _safe_name(exp.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_space = sweep_space(space, budget, exp.overrides, exp.seed)
+
+    c = T.client(uri)
+    exp_id = T.ensure_experiment(c, space.task, uri)
+    parent = _find_sweep_run(c, exp_id, name) if exp.resume else None
+    if exp.resume and parent is None:
+        raise ConfigError(f"no sweep named {name!r} to resume in the MLflow experiment {space.task!r}")
+    if exp.resume and not Path(storage, name).is_dir():
+        raise ConfigError(f"no Tune results for sweep {name!r} under {storage}; give the same --storage and --name")
+    if parent is None:
+        if Path(storage, name).exists():
+            raise ConfigError(f"sweep {name!r} already exists under {storage}: use --resume, or another --name")
+        parent = c.create_run(exp_id, run_name=name, tags={
+            T.KIND: "sweep", T.SWEEP: name, T.TASK: space.task, T.TAG + "space": space.name,
+            T.TAG + "paper": space.paper, T.TAG + "models": ",".join(models), T.TAG + "scheduler": exp.scheduler,
+            T.TAG + "searcher": exp.searcher, T.TAG + "code_version": T.git_commit(REPO_ROOT),
+            T.TAG + "metric": metric, T.TAG + "mode": spec_mode, T.STATUS: "running"}).info.run_id
+        settings = {k: v for k, v in asdict(exp).items() if k not in ("overrides",)}
+        settings.update({f"set.{k}": v for k, v in exp.overrides.items()})
+        T.log_params(c, parent, {f"sweep.{k}": v for k, v in settings.items()})
+    else:
+        c.update_run(parent, status="RUNNING")
+
+    started = start_ray(exp.address)
+    try:
+        _tag_data_checksums(c, parent, space, exp)
+        trainable_kw = dict(data_dir=exp.data_dir, cpus_per_trial=int(max(1, exp.cpus_per_trial)),
+                            gpu_memory_fraction=exp.gpu_memory_fraction)
+        include_seeds = True
+        search_alg, param_space, n_known = build_searcher(
+            exp.searcher, run_space, models, metric=metric, mode=spec_mode, seed=exp.seed, full_budget=budget,
+            max_concurrent=exp.max_concurrent, include_seeds=include_seeds)
+        num_samples = exp.num_samples
+        if exp.published_only:
+            num_samples = n_known if exp.searcher != "grid" else len(
+                [1 for sp in run_space.seeds if sp.config.get("model", models[0]) in models])
+        if exp.searcher == "grid":
+            num_samples = min(num_samples, n_known) if not exp.published_only else num_samples
+        scheduler = build_scheduler(exp.scheduler, metric=metric, mode=spec_mode, max_t=budget,
+                                    grace_period=exp.grace_period, reduction_factor=exp.reduction_factor,
+                                    space=run_space, seed=exp.seed)
+        cb = T.MlflowTrialCallback(uri=uri, experiment_id=exp_id, parent_run_id=parent, sweep=name, task=space.task,
+                                   full_budget=budget)
+        results = run_tuner(trainable_kw=trainable_kw, param_space=param_space, search_alg=search_alg,
+                            scheduler=scheduler, num_samples=num_samples, exp=exp, name=name, storage=storage,
+                            callbacks=[cb], metric=metric, mode=spec_mode)
+        rows = _result_rows(results)
+        summary = {"sweep": name, "task": space.task, "metric": metric, "mode": spec_mode, "uri": uri,
+                   "parent_run_id": parent, "experiment_id": exp_id, "trials": len(rows), "best": {}}
+        _plots(c, parent, rows, metric)
+        if exp.confirm_top > 0:
+            summary["best"] = confirm_and_tag(
+                c, uri=uri, exp_id=exp_id, parent=parent, name=name, storage=storage, space=run_space, rows=rows,
+                models=models, metric_name=spec_metric, mode=spec_mode, budget=budget, exp=exp,
+                trainable_kw=trainable_kw)
+        else:
+            summary["best"] = tag_without_confirmation(c, exp_id=exp_id, parent=parent, space=run_space, rows=rows,
+                                                       models=models, metric_name=spec_metric, mode=spec_mode,
+                                                       budget=budget, exp=exp)
+        c.set_tag(parent, T.STATUS, "completed")
+        c.log_metric(parent, "trials", float(len(rows)))
+        c.set_terminated(parent, "FINISHED")
+        return summary
+    except BaseException:
+        try:
+            c.set_tag(parent, T.STATUS, "interrupted")
+            c.set_terminated(parent, "KILLED")
+        except Exception:  # noqa: BLE001 - the store itself may be the problem; the error below says what failed
+            pass
+        raise
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
+def _task_metric(space) -> tuple[str, str]:
+    """(metric, mode) of the space's task, from a cheap build (small synthetic sizes where the task has them)."""
+    from datasets.base import build_task, get_task
+
+    entry = get_task(space.task)
+    small = {k: v for k, v in {"n_val": 2, "n_test": 2, "n_train": 2, "updates": 1}.items() if k in entry.defaults}
+    t = build_task(space.task, **{**space.task_options, **small})
+    return t.spec.metric, t.spec.mode
+
+
+def _find_sweep_run(c, exp_id: str, name: str) -> str | None:
+    runs = c.search_runs([exp_id], filter_string=f"tags.`{T.SWEEP}` = '{name}' and tags.`{T.KIND}` = 'sweep'",
+                         max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+def _tag_data_checksums(c, parent: str, space, exp: Experiment) -> None:
+    try:
+        from datasets.files import task_checksums
+    except ImportError:
+        return
+    try:
+        sums = task_checksums(space.task, exp.data_dir)
+    except ConfigError:
+        raise
+    except Exception:  # noqa: BLE001 - checksums are a record, not a gate
+        return
+    if sums:
+        c.set_tag(parent, T.TAG + "data_checksums", json.dumps(sums, sort_keys=True)[:4900])
+
+
+# ---- confirmation and the best tag ---------------------------------------------------------------------------------
+def _mean_se(xs: list[float]) -> tuple[float, float]:
+    m = statistics.fmean(xs)
+    se = statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else float("nan")
+    return m, se
+
+
+def confirm_and_tag(c, *, uri, exp_id, parent, name, storage, space, rows, models, metric_name, mode, budget,
+                    exp: Experiment, trainable_kw) -> dict[str, Any]:
+    from ray.tune.search import BasicVariantGenerator
+
+    metric = val_key(metric_name)
+    candidates: dict[str, list[dict]] = {}
+    for m in models:
+        ranked = [r for r in _ranked(rows, metric_name, mode, budget) if r["config"].get("model") == m]
+        seen, top = set(), []
+        for r in ranked:
+            k = _config_key(r["config"])
+            if k not in seen:
+                seen.add(k)
+                top.append(r["config"])
+            if len(top) >= exp.confirm_top:
+                break
+        if top:
+            candidates[m] = top
+    if not candidates:
+        print("[rnnsweep] no trial reached the full budget without diverging: nothing to confirm or tag")
+        return {}
+    seeds = [exp.seed + 1 + i for i in range(exp.confirm_seeds)]
+    points = [{**cfg, "seed": s} for m in candidates for cfg in candidates[m] for s in seeds]
+    cb = T.MlflowTrialCallback(uri=uri, experiment_id=exp_id, parent_run_id=parent, sweep=name, task=space.task,
+                               full_budget=budget, kind="confirm")
+    from ray.tune.schedulers import FIFOScheduler
+
+    confirm_exp = Experiment(**{**asdict(exp), "resume": exp.resume})
+    results = run_tuner(trainable_kw=trainable_kw, param_space=preset_space(points),
+                        search_alg=BasicVariantGenerator(points_to_evaluate=points, max_concurrent=exp.max_concurrent),
+                        scheduler=FIFOScheduler(), num_samples=len(points), exp=confirm_exp, name=name + "-confirm",
+                        storage=storage, callbacks=[cb], metric=metric, mode=mode)
+    crow = _result_rows(results)
+    best: dict[str, Any] = {}
+    for m, cfgs in candidates.items():
+        scored = []
+        for cfg in cfgs:
+            k = _config_key(cfg)
+            runs = [r for r in crow if _config_key(r["config"]) == k and not r["error"]
+                    and not r["metrics"].get(DIVERGED) and _score(r, metric_name) is not None]
+            if len(runs) == len(seeds):
+                scored.append((_mean_se([_score(r, metric_name) for r in runs]), cfg, runs))
+        if not scored:
+            print(f"[rnnsweep] {m}: no configuration finished all {len(seeds)} confirmation seeds; nothing tagged")
+            continue
+        scored.sort(key=lambda t: t[0][0], reverse=(mode == "max"))
+        (mean, se), cfg, runs = scored[0]
+        best[m] = _write_best(c, exp_id=exp_id, parent=parent, name=name, space=space, model=m, config=cfg,
+                              runs=runs, metric_name=metric_name, mode=mode, val=(mean, se), exp=exp)
+    return best
+
+
+def tag_without_confirmation(c, *, exp_id, parent, space, rows, models, metric_name, mode, budget, exp):
+    best = {}
+    for m in models:
+        ranked = [r for r in _ranked(rows, metric_name, mode, budget) if r["config"].get("model") == m]
+        if ranked:
+            r = ranked[0]
+            best[m] = _write_best(c, exp_id=exp_id, parent=parent, name=exp.name or "", space=space, model=m,
+                                  config=r["config"], runs=[r], metric_name=metric_name, mode=mode,
+                                  val=(_score(r, metric_name), float("nan")), exp=exp)
+    return best
+
+
+def _load_trainer_state(row) -> dict | None:
+    import torch
+
+    from .trainable import CKPT_FILE
+
+    ck = row.get("checkpoint")
+    if ck is None:
+        return None
+    with ck.as_directory() as d:
+        return torch.load(Path(d) / CKPT_FILE, map_location="cpu", weights_only=True)
+
+
+def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_name, mode, val, exp) -> dict:
+    """Test the chosen configuration (its best-validation weights, every seed) and record the best run."""
+    from .train import Trainer
+
+    tests, per_seed, weights = [], [], None
+    for r in runs:
+        st = _load_trainer_state(r)
+        entry = {"seed": r["config"].get("seed"), val_key(metric_name): _score(r, metric_name)}
+        if st is not None and st.get("best"):
+            tr = Trainer(r["config"], data_dir=exp.data_dir, device="cpu", allow_test=True)
+            tr.best = st["best"]
+            t = tr.test_best()[f"test_{metric_name}"]
+            tests.append(t)
+            entry[f"test_{metric_name}"] = t
+            if weights is None:
+                weights = st["best"]["weights"]
+        per_seed.append(entry)
+    run = c.create_run(exp_id, run_name=f"best-{model}", tags={
+        T.PARENT: parent, T.KIND: "best", T.SWEEP: name, T.TASK: space.task, T.MODEL: model, T.BEST: "true",
+        T.TAG + "space": space.name, T.TAG + "metric": val_key(metric_name), T.TAG + "mode": mode,
+        T.TAG + "code_version": T.git_commit(REPO_ROOT), T.STATUS: "completed"})
+    rid = run.info.run_id
+    T.log_params(c, rid, {k: v for k, v in config.items() if k != "seed"})
+    metrics = {f"val_{metric_name}_mean": val[0], f"val_{metric_name}_se": val[1], "seeds": float(len(runs))}
+    if tests:
+        tm, tse = _mean_se(tests)
+        metrics.update({f"test_{metric_name}_mean": tm, f"test_{metric_name}_se": tse})
+    for k, v in metrics.items():
+        if v is not None and math.isfinite(v):
+            c.log_metric(rid, k, float(v))
+    record = {"task": space.task, "space": space.name, "model": model, "metric": val_key(metric_name), "mode": mode,
+              "config": {k: v for k, v in config.items() if k != "seed"}, "seeds": per_seed,
+              "val_mean": val[0], "val_se": val[1], "test_mean": metrics.get(f"test_{metric_name}_mean"),
+              "test_se": metrics.get(f"test_{metric_name}_se"), "sweep": name,
+              "code_version": T.git_commit(REPO_ROOT)}
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "best_config.json"
+        p.write_text(json.dumps(record, indent=2, default=str))
+        c.log_artifact(rid, str(p))
+        if weights is not None:
+            import torch
+
+            wp = Path(d) / "weights.pt"
+            torch.save(weights, wp)
+            c.log_artifact(rid, str(wp))
+    c.set_terminated(rid, "FINISHED")
+    record["run_id"] = rid
+    return record
+
+
+def _plots(c, parent: str, rows, metric: str) -> None:
+    """Learning curves of every trial and a parameter-vs-metric plot, as PNG artifacts of the parent run."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    with tempfile.TemporaryDirectory() as d:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for r in rows:
+            h = r.get("history")
+            if h is not None and metric in h and "epoch" in h:
+                ax.plot(h["epoch"], h[metric], alpha=0.7, label=str(r["config"].get("model")))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_title("learning curves of the sweep's trials")
+        handles, labels = ax.get_legend_handles_labels()
+        uniq = dict(zip(labels, handles))
+        if uniq:
+            ax.legend(uniq.values(), uniq.keys())
+        fig.tight_layout()
+        fig.savefig(Path(d) / "learning_curves.png", dpi=100)
+        plt.close(fig)
+        # parameter importance at a glance: each numeric parameter against the final metric
+        params = sorted({k for r in rows for k, v in r["config"].items()
+                         if isinstance(v, (int, float)) and not isinstance(v, bool)
+                         and len({rr["config"].get(k) for rr in rows}) > 1})
+        if params:
+            fig, axes = plt.subplots(1, len(params), figsize=(3 * len(params), 3), squeeze=False)
+            for ax, k in zip(axes[0], params):
+                xs = [r["config"].get(k) for r in rows if r["metrics"].get(metric) is not None]
+                ys = [r["metrics"].get(metric) for r in rows if r["metrics"].get(metric) is not None]
+                ax.scatter(xs, ys, s=12)
+                ax.set_xlabel(k)
+                if k.startswith("lr") or k in ("Tdecay", "weight_decay", "delta"):
+                    ax.set_xscale("log")
+            axes[0][0].set_ylabel(metric)
+            fig.tight_layout()
+            fig.savefig(Path(d) / "parameters.png", dpi=100)
+            plt.close(fig)
+        for f in Path(d).glob("*.png"):
+            c.log_artifact(parent, str(f))

@@ -1,0 +1,220 @@
+"""LSTM family (lstm, u_lstm, r_lstm, ur_lstm), GRU and Mogrifier LSTM: equations, fused vs reference, inits.
+
+Gu et al., "Improving the Gating Mechanism of Recurrent Neural Networks", arXiv 1910.09890; Melis et al.,
+"Mogrifier LSTM", arXiv 1909.01792; Cho et al. (GRU), arXiv 1406.1078.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rnns.errors import ConfigError
+from rnns.gru import gru_step
+from rnns.lstm import chrono_forget_bias, lstm_step, ugi_forget_bias
+from rnns.model import SequenceModel, count_parameters
+from rnns.registry import build_cell, cells
+
+D, H, B, T = 3, 8, 4, 7
+sig = torch.sigmoid
+
+# every cell this file owns, with option sets worth covering
+CASES = [
+    ("lstm", {}), ("lstm", {"chrono": 20}), ("lstm", {"forget_bias": -0.5}), ("u_lstm", {}),
+    ("r_lstm", {}), ("ur_lstm", {}), ("gru", {}),
+    ("mogrifier_lstm", {}), ("mogrifier_lstm", {"rank": 2, "rounds": 4}), ("mogrifier_lstm", {"rounds": 0}),
+]
+
+
+def _cell(name, **opts):
+    torch.manual_seed(0)
+    return build_cell(name, D, H, **opts).double()
+
+
+def _state(name, x):
+    g = torch.Generator().manual_seed(1)
+    h = torch.randn(x.shape[0], H, generator=g, dtype=x.dtype)
+    return h if name == "gru" else (h, torch.randn(x.shape[0], H, generator=g, dtype=x.dtype))
+
+
+def _close(a, b):
+    if isinstance(a, torch.Tensor):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    else:
+        for u, v in zip(a, b, strict=True):
+            _close(u, v)
+
+
+def test_registered_names_and_options():
+    reg = cells()
+    assert reg["lstm"].options() == {"forget_bias": 1.0, "chrono": 0}
+    assert reg["u_lstm"].options() == {} and reg["ur_lstm"].options() == {} and reg["gru"].options() == {}
+    assert reg["r_lstm"].options() == {"forget_bias": 1.0}
+    assert reg["mogrifier_lstm"].options() == {"rank": 0, "rounds": 5}
+
+
+@pytest.mark.parametrize("name,opts", CASES)
+def test_forward_equals_chained_single_steps(name, opts):
+    cell = _cell(name, **opts)
+    x = torch.randn(B, T, D, dtype=torch.float64)
+    for h0 in (None, _state(name, x)):
+        y, hT = cell(x, h0)
+        h, ys = h0, []
+        for t in range(T):
+            yt, h = cell(x[:, t:t + 1], h)
+            ys.append(yt)
+        _close(torch.cat(ys, dim=1), y)
+        _close(h, hT)
+        assert y.shape == (B, T, cell.output_size)
+
+
+@pytest.mark.parametrize("name,opts", [c for c in CASES if c[0] in ("lstm", "u_lstm", "gru")])
+def test_fused_kernel_equals_reference_step(name, opts):
+    cell = _cell(name, **opts)
+    x = torch.randn(B, T, D, dtype=torch.float64)
+    for h0 in (None, _state(name, x)):
+        _close(cell(x, h0), cell.step_reference(x, h0))
+
+
+def test_lstm_step_by_hand():
+    g = torch.Generator().manual_seed(2)
+    x, h, c, w_ih, w_hh, b_ih, b_hh = (torch.randn(*s, generator=g, dtype=torch.float64)
+                                       for s in ((B, D), (B, H), (B, H), (4 * H, D), (4 * H, H), (4 * H,), (4 * H,)))
+    pre = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh
+    i, f, gg, o = (pre[:, k * H:(k + 1) * H] for k in range(4))
+    c1 = sig(f) * c + sig(i) * torch.tanh(gg)
+    _close(lstm_step(x, h, c, w_ih, w_hh, b_ih, b_hh), (sig(o) * torch.tanh(c1), c1))
+
+
+def test_gru_step_by_hand():
+    cell = _cell("gru")
+    x = torch.randn(B, 1, D, dtype=torch.float64)
+    h = torch.randn(B, H, dtype=torch.float64)
+    m = cell.gru
+    W, U, b, a = m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0
+    s = [slice(k * H, (k + 1) * H) for k in range(3)]
+    xt = x[:, 0]
+    r = sig(xt @ W[s[0]].T + b[s[0]] + h @ U[s[0]].T + a[s[0]])
+    z = sig(xt @ W[s[1]].T + b[s[1]] + h @ U[s[1]].T + a[s[1]])
+    n = torch.tanh(xt @ W[s[2]].T + b[s[2]] + r * (h @ U[s[2]].T + a[s[2]]))
+    h1 = (1 - z) * n + z * h
+    y, hT = cell(x, h)
+    _close((y[:, 0], hT), (h1, h1))
+    _close(gru_step(xt, h, W, U, b, a), h1)
+
+
+@pytest.mark.parametrize("name", ["ur_lstm", "r_lstm"])
+def test_refine_step_by_hand(name):
+    cell = _cell(name)
+    with torch.no_grad():
+        cell.b_f.normal_()  # make the shared bias non-trivial for r_lstm too
+    x = torch.randn(B, 1, D, dtype=torch.float64)
+    h, c = _state(name, x)
+    pre = x[:, 0] @ cell.weight_ih.T + cell.bias + h @ cell.weight_hh.T
+    fp, rp, up, op = (pre[:, k * H:(k + 1) * H] for k in range(4))
+    f, r = sig(fp + cell.b_f), sig(rp - cell.b_f)
+    g = r * (1 - (1 - f) ** 2) + (1 - r) * f ** 2  # the paper's unsimplified effective gate
+    c1 = g * c + (1 - g) * torch.tanh(up)
+    h1 = sig(op) * torch.tanh(c1)
+    y, (hT, cT) = cell(x, (h, c))
+    _close((y[:, 0], hT, cT), (h1, h1, c1))
+
+
+@pytest.mark.parametrize("rank", [0, 2])
+def test_mogrifier_step_by_hand(rank):
+    cell = _cell("mogrifier_lstm", rank=rank, rounds=3)
+    x = torch.randn(B, 1, D, dtype=torch.float64)
+    h, c = _state("mogrifier_lstm", x)
+
+    def mat(mix):
+        return mix.left @ mix.right if rank else mix.weight
+
+    Q1, R2, Q3 = (mat(m) for m in cell.mix)
+    assert Q1.shape == (D, H) and R2.shape == (H, D)
+    x1 = 2 * sig(h @ Q1.T) * x[:, 0]
+    h2 = 2 * sig(x1 @ R2.T) * h
+    x3 = 2 * sig(h2 @ Q3.T) * x1
+    pre = x3 @ cell.weight_ih.T + h2 @ cell.weight_hh.T + cell.bias
+    i, f, g, o = (pre[:, k * H:(k + 1) * H] for k in range(4))
+    c1 = sig(f) * c + sig(i) * torch.tanh(g)
+    h1 = sig(o) * torch.tanh(c1)
+    y, (hT, cT) = cell(x, (h, c))
+    _close((y[:, 0], hT, cT), (h1, h1, c1))
+
+
+def test_mogrifier_shapes_and_options():
+    full, low = build_cell("mogrifier_lstm", D, H), build_cell("mogrifier_lstm", D, H, rank=2, rounds=6)
+    lstm_part = 4 * H * (D + H) + 4 * H
+    assert count_parameters(full) == lstm_part + 3 * D * H + 2 * H * D  # Q1, Q3, Q5 and R2, R4
+    assert count_parameters(low) == lstm_part + 6 * 2 * (D + H)
+    for bad in ({"rank": -1}, {"rounds": -2}, {"rank": 2.5}):
+        with pytest.raises(ConfigError):
+            build_cell("mogrifier_lstm", D, H, **bad)
+
+
+def test_ugi_statistics():
+    d = 4000
+    b = ugi_forget_bias(d, generator=torch.Generator().manual_seed(0)).double()
+    u = sig(b)
+    assert u.min() >= 1 / d - 1e-6 and u.max() <= 1 - 1 / d + 1e-6
+    # roughly uniform on [1/d, 1 - 1/d]: Kolmogorov-Smirnov distance far below the 1% critical 1.63/sqrt(d)
+    ref = (torch.sort(u).values - 1 / d) / (1 - 2 / d)
+    ks = (ref - torch.arange(1, d + 1, dtype=torch.float64) / d).abs().max()
+    assert ks < 1.63 / math.sqrt(d)
+    assert abs(float(u.mean()) - 0.5) < 0.03
+
+
+def test_ur_lstm_init_biases():
+    cell = _cell("ur_lstm")
+    with torch.no_grad():
+        eff_f = cell.bias[:H] + cell.b_f  # what the forget gate sees at zero input and state
+        eff_r = cell.bias[H:2 * H] - cell.b_f
+    assert torch.all((sig(eff_f) >= 1 / H - 1e-9) & (sig(eff_f) <= 1 - 1 / H + 1e-9))
+    torch.testing.assert_close(eff_r, -eff_f)
+    assert float(cell.b_f.detach().std()) > 0  # drawn, not a constant
+    # functionally: zero weights and state give f = sigma(b_f) and r = sigma(-b_f) = 1 - f
+    with torch.no_grad():
+        cell.weight_ih.zero_()
+        cell.weight_hh.zero_()
+    c0 = torch.ones(1, H, dtype=torch.float64)
+    _, (_, c1) = cell(torch.zeros(1, 1, D, dtype=torch.float64), (torch.zeros(1, H, dtype=torch.float64), c0))
+    f = sig(cell.b_f.detach())
+    g = 2 * (1 - f) * f + (1 - 2 * (1 - f)) * f ** 2
+    torch.testing.assert_close(c1[0], g + (1 - g) * torch.tanh(cell.bias[2 * H:3 * H].detach()))
+
+
+def test_u_lstm_and_r_lstm_init():
+    u = build_cell("u_lstm", D, 64).lstm
+    bf = (u.bias_ih_l0[64:128] + u.bias_hh_l0[64:128]).detach()
+    assert torch.all((sig(bf) >= 1 / 64 - 1e-6) & (sig(bf) <= 1 - 1 / 64 + 1e-6)) and float(bf.std()) > 0.5
+    r = build_cell("r_lstm", D, H, forget_bias=2.5)
+    assert torch.all(r.b_f == 0) and torch.all(r.bias[:H] == 2.5)
+    assert float(r.bias[H:2 * H].detach().abs().max()) <= 1 / math.sqrt(H)  # refine slice keeps the standard init
+
+
+def test_lstm_forget_bias_and_chrono():
+    m = build_cell("lstm", D, H, forget_bias=1.5).lstm
+    torch.testing.assert_close(m.bias_ih_l0[H:2 * H] + m.bias_hh_l0[H:2 * H], torch.full((H,), 1.5))
+    t_max = 50
+    m = build_cell("lstm", D, 256, chrono=t_max).lstm
+    bf = (m.bias_ih_l0[256:512] + m.bias_hh_l0[256:512]).detach()
+    bi = (m.bias_ih_l0[:256] + m.bias_hh_l0[:256]).detach()
+    assert bf.min() >= 0 and bf.max() <= math.log(t_max - 1) + 1e-6
+    torch.testing.assert_close(bi, -bf)
+    e = torch.exp(chrono_forget_bias(4000, t_max, generator=torch.Generator().manual_seed(0)).double())
+    assert e.min() >= 1 - 1e-6 and e.max() <= t_max - 1 + 1e-4
+    assert abs(float(e.mean()) - t_max / 2) < 1.0  # uniform on [1, T_max - 1] has mean T_max / 2
+    for bad in (1, -3, float("inf")):
+        with pytest.raises(ConfigError):
+            build_cell("lstm", D, H, chrono=bad)
+
+
+@pytest.mark.parametrize("name", ["lstm", "u_lstm", "r_lstm", "ur_lstm", "gru", "mogrifier_lstm"])
+def test_in_sequence_model_trains(name):
+    torch.manual_seed(0)
+    model = SequenceModel(name, D, 5, "last", hidden_size=H, num_layers=2, dropout=0.1)
+    out, state = model(torch.randn(B, T, D))
+    out.sum().backward()
+    assert out.shape == (B, 5) and len(state) == 2
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
