@@ -1,0 +1,242 @@
+#!/usr/bin/env python
+"""rnnsweep command line: sweep | best | compare | reproduce | spaces | tasks | data.
+
+A thin layer: it parses, dispatches and prints. Bad input is one line on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rnns.errors import ConfigError  # noqa: E402
+
+DEFAULT_SPACE = "demo/copy"
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _overrides(items: list[str]) -> dict:
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise ConfigError(f"--set takes KEY=VALUE, got {it!r}")
+        k, v = it.split("=", 1)
+        out[k.strip()] = _value(v.strip())
+    return out
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    return v
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="run_search.py", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("sweep", help="run a hyperparameter sweep (Ray Tune + MLflow)")
+    s.add_argument("--space", default=DEFAULT_SPACE, help=f"search space paper/task (default {DEFAULT_SPACE}); see `spaces`")
+    s.add_argument("--model", default="", help="comma-separated models of the space to sweep (default: all)")
+    s.add_argument("--samples", type=_positive_int, default=8, help="number of trials, seed points included (8)")
+    s.add_argument("--scheduler", default="asha", help="asha | hyperband | median | pbt | fifo (asha)")
+    s.add_argument("--searcher", default="tpe", help="tpe | cmaes | random | grid (tpe)")
+    s.add_argument("--grace-period", type=int, default=1, help="epochs before ASHA/median may stop a trial (1)")
+    s.add_argument("--reduction-factor", type=float, default=3.0, help="ASHA/HyperBand reduction factor (3)")
+    s.add_argument("--max-budget", type=int, default=None, help="epochs of a full trial (default: the space's)")
+    s.add_argument("--concurrent", type=int, default=2, help="trials running at once (2)")
+    s.add_argument("--cpus-per-trial", type=float, default=1.0)
+    s.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU, e.g. 0.25 (0)")
+    s.add_argument("--gpu-memory-fraction", type=float, default=None, help="per-trial GPU memory cap when sharing")
+    s.add_argument("--storage", default=None, help="Tune results and checkpoints: a path or URI (./rnnsweep_results)")
+    s.add_argument("--name", default=None, help="sweep name (default: space and time); needed with --resume")
+    s.add_argument("--mlflow-uri", default=None, help="tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)")
+    s.add_argument("--address", default=None, help="join a running Ray cluster (default $RAY_ADDRESS, else local)")
+    s.add_argument("--data-dir", default=None, help="data root for file-backed tasks (default $RNNSWEEP_DATA)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--confirm-top", type=int, default=3, help="configurations per model re-run with several seeds (3)")
+    s.add_argument("--confirm-seeds", type=int, default=3, help="seeds per confirmed configuration (3)")
+    s.add_argument("--published-only", action="store_true", help="run only the papers' published configurations")
+    s.add_argument("--resume", action="store_true", help="continue the interrupted sweep --name")
+    s.add_argument("--max-failures", type=int, default=2, help="restarts of a failed trial from its checkpoint (2)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fix a parameter for every trial")
+    s.add_argument("--quiet", action="store_true", help="less Tune output")
+
+    b = sub.add_parser("best", help="best configuration per model recorded for a task")
+    b.add_argument("--task", required=True)
+    b.add_argument("--mlflow-uri", default=None)
+
+    c = sub.add_parser("compare", help="per model: best validation and test, budget spent, the paper's number")
+    c.add_argument("--task", required=True)
+    c.add_argument("--mlflow-uri", default=None)
+    c.add_argument("--out", default=None, help="also write the table to FILE.md or FILE.csv")
+
+    r = sub.add_parser("reproduce", help="retrain the recorded best configuration and compare")
+    r.add_argument("--task", default=None)
+    r.add_argument("--model", default=None)
+    r.add_argument("--seeds", type=int, default=None, help="how many of the recorded seeds to re-run (1)")
+    r.add_argument("--tolerance", type=float, default=1e-4, help="relative tolerance on the metric (1e-4)")
+    r.add_argument("--published", default=None, metavar="SPACE:NAME", help="train a paper's published configuration")
+    r.add_argument("--mlflow-uri", default=None)
+    r.add_argument("--data-dir", default=None)
+
+    sp = sub.add_parser("spaces", help="list search spaces, or `spaces show NAME`")
+    sp.add_argument("action", nargs="?", default="list", choices=["list", "show"])
+    sp.add_argument("name", nargs="?")
+
+    sub.add_parser("tasks", help="list tasks")
+
+    d = sub.add_parser("data", help="list each task's files, verify checksums, prepare caches")
+    d.add_argument("--data-dir", default=None)
+    d.add_argument("--prepare", action="store_true", help="also build caches (e.g. MNIST decompressed)")
+    return p
+
+
+def cmd_sweep(a) -> int:
+    from search.sweep import Experiment, run_sweep
+    from search.tracking import resolve_uri
+
+    exp = Experiment(space=a.space, models=tuple(m for m in a.model.split(",") if m), num_samples=a.samples,
+                     scheduler=a.scheduler, searcher=a.searcher, grace_period=a.grace_period,
+                     reduction_factor=a.reduction_factor, max_budget=a.max_budget, max_concurrent=a.concurrent,
+                     cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial,
+                     gpu_memory_fraction=a.gpu_memory_fraction, storage=a.storage, name=a.name,
+                     mlflow_uri=a.mlflow_uri, address=a.address, data_dir=a.data_dir, seed=a.seed,
+                     confirm_top=a.confirm_top, confirm_seeds=a.confirm_seeds, published_only=a.published_only,
+                     resume=a.resume, max_failures=a.max_failures, overrides=_overrides(a.set),
+                     verbose=0 if a.quiet else 1)
+    if exp.resume and not exp.name:
+        raise ConfigError("--resume needs the --name of the sweep to continue")
+    summary = run_sweep(exp)
+    print(f"\nsweep {summary['sweep']}: {summary['trials']} trials on task {summary['task']} "
+          f"(selection by {summary['metric']}, {summary['mode']})")
+    if summary["best"]:
+        from search import results, tracking
+
+        c = tracking.client(summary["uri"])
+        print(results.best_table(c, summary["task"]))
+    uri = resolve_uri(a.mlflow_uri)
+    store = f"--backend-store-uri {uri}" if uri.startswith("sqlite") else ""
+    ui = "open " + uri if uri.startswith("http") else f"mlflow ui {store} --host 127.0.0.1 --port 5000"
+    print(f"\nMLflow: {ui}\n  then http://127.0.0.1:5000/#/experiments/{summary['experiment_id']}/runs/"
+          f"{summary['parent_run_id']} (the sweep's parent run; its child runs are the trials)")
+    return 0
+
+
+def cmd_best(a) -> int:
+    from search import results, tracking
+
+    uri = tracking.resolve_uri(a.mlflow_uri)
+    tracking.check_reachable(uri)
+    print(results.best_table(tracking.client(uri), a.task))
+    return 0
+
+
+def cmd_compare(a) -> int:
+    from search import results, tracking
+
+    uri = tracking.resolve_uri(a.mlflow_uri)
+    tracking.check_reachable(uri)
+    rows = results.compare_rows(tracking.client(uri), a.task)
+    print(results.compare_table(rows))
+    if a.out:
+        results.write_compare(rows, a.out)
+        print(f"written to {a.out}")
+    return 0
+
+
+def cmd_reproduce(a) -> int:
+    from search import results, tracking
+
+    if a.published:
+        from search.published_run import run_published
+
+        report, _ = run_published(a.published, seeds=a.seeds or 1, data_dir=a.data_dir)
+        print(report)
+        return 0
+    if not a.task:
+        raise ConfigError("reproduce needs --task (or --published SPACE:NAME)")
+    if a.tolerance < 0:
+        raise ConfigError(f"--tolerance must be >= 0, got {a.tolerance}")
+    uri = tracking.resolve_uri(a.mlflow_uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        raise ConfigError(f"no MLflow store at {uri}: run a sweep first, or give --mlflow-uri")
+    tracking.check_reachable(uri)
+    report, ok = results.reproduce(tracking.client(uri), a.task, a.model, a.seeds, a.tolerance, a.data_dir)
+    print(report)
+    if not ok:
+        print("reproduction differs beyond the tolerance", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_spaces(a) -> int:
+    from spaces.registry import describe, get_space, spaces
+
+    if a.action == "show":
+        if not a.name:
+            raise ConfigError("spaces show needs a space NAME; list them with `run_search.py spaces`")
+        print(describe(get_space(a.name)))
+        return 0
+    from search.results import table
+
+    rows = [[s.name, s.task, ", ".join(s.models), str(len(s.params)), str(len(s.seeds)), s.description[:60]]
+            for s in spaces().values()]
+    print(table(rows, ["space", "task", "models", "params", "seeds", "description"]))
+    return 0
+
+
+def cmd_tasks(a) -> int:
+    from datasets.base import tasks
+    from search.results import table
+
+    rows = [[t.name, t.paper, t.description[:90]] for t in tasks().values()]
+    print(table(rows, ["task", "paper", "description"]))
+    return 0
+
+
+def cmd_data(a) -> int:
+    from datasets import files
+    from search.results import table
+
+    rows = files.list_files(a.data_dir)
+    print(table([[str(x) for x in r] for r in rows], ["task", "file", "present", "checksum"]))
+    if a.prepare:
+        for line in files.prepare(a.data_dir):
+            print(line)
+    return 0
+
+
+COMMANDS = {"sweep": cmd_sweep, "best": cmd_best, "compare": cmd_compare, "reproduce": cmd_reproduce,
+            "spaces": cmd_spaces, "tasks": cmd_tasks, "data": cmd_data}
+
+
+def main(argv: list[str] | None = None) -> int:
+    for k, v in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("DO_NOT_TRACK", "true"), ("RAY_USAGE_STATS_ENABLED", "0"),
+                 ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")):
+        os.environ.setdefault(k, v)
+    a = parser().parse_args(argv)
+    try:
+        return COMMANDS[a.cmd](a)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; continue a sweep with `run_search.py sweep --resume --name NAME`", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
