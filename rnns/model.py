@@ -3,15 +3,20 @@
     x (B, T, D_in) or tokens (B, T)
       -> encoder: Embedding(vocab, embed_dim) for tokens, Linear(D_in, embed_dim) when embed_dim is set
       -> block "stack":    cell_1 -> dropout -> cell_2 ... -> cell_L            (the classic RNN papers)
-         block "residual": L x [ u + GLU(Drop(GELU(cell(Norm(u))))) ]           (LRU / S5 style, pre-norm)
+         block "residual": L x [ u + Drop(GLU(Drop(GELU(cell(Norm(u)))))) ]     (minimal-LRU, pre-norm)
       -> readout: last step, mean over time, or every step
       -> decoder Linear(width, output_size)
+
+The residual path follows NicolasZucchet/minimal-LRU (PAPERS.md 2.2) for "Resurrecting Recurrent Neural Networks for
+Long Sequences" (arXiv 2303.06349); ``second_gelu`` adds the extra GELU of the Rescaled Glorot repository (arXiv
+2505.19827, PAPERS.md 1.3). Its Linear layers (encoder, GLU, decoder) use Flax's default init, as those JAX codes do.
 
 The model never looks at the cell's name: optimiser groups and extra losses come from the cells' own
 ``param_groups()`` / ``extra_loss()`` (see :mod:`rnns.base`).
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -22,7 +27,25 @@ from .base import Cell, State
 from .errors import ConfigError
 from .registry import build_cell, get_cell
 
-MODEL_OPTIONS = ("hidden_size", "num_layers", "embed_dim", "dropout", "block", "norm")
+MODEL_OPTIONS = ("hidden_size", "num_layers", "embed_dim", "dropout", "block", "norm", "second_gelu")
+
+# Flax BatchNorm's momentum 0.99 weights the old running average; PyTorch's momentum weights the new batch
+_FLAX_BN_MOMENTUM = 1 - 0.99
+
+
+def lecun_normal_(layer: nn.Module) -> nn.Module:
+    """Flax ``Dense`` default init in place: kernel truncated normal at +-2 sd with variance 1/fan_in, zero bias.
+
+    (PyTorch's Linear default is uniform with variance 1/(3 fan_in); the 0.8796 factor undoes the truncation's
+    shrinkage.) An Embedding gets the same table as a Dense layer applied to one-hot tokens, fan_in = vocabulary size;
+    the JAX codes encode tokens that way.
+    """
+    fan_in = layer.in_features if isinstance(layer, nn.Linear) else layer.num_embeddings
+    std = math.sqrt(1.0 / fan_in) / 0.87962566103423978
+    nn.init.trunc_normal_(layer.weight, mean=0.0, std=std, a=-2 * std, b=2 * std)
+    if getattr(layer, "bias", None) is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
 
 
 class _Norm(nn.Module):
@@ -33,7 +56,10 @@ class _Norm(nn.Module):
         if kind not in ("batch", "layer", "none"):
             raise ConfigError(f"norm must be batch, layer or none, got {kind!r}")
         self.kind = kind
-        self.norm = nn.BatchNorm1d(width) if kind == "batch" else nn.LayerNorm(width) if kind == "layer" else nn.Identity()
+        if kind == "batch":
+            self.norm: nn.Module = nn.BatchNorm1d(width, momentum=_FLAX_BN_MOMENTUM)
+        else:
+            self.norm = nn.LayerNorm(width) if kind == "layer" else nn.Identity()
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         if self.kind == "batch":
@@ -42,25 +68,33 @@ class _Norm(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """Pre-norm block of minimal-LRU: out = u + Drop(GLU(Drop(GELU(cell(Norm(u))))))."""
+    """Pre-norm block of minimal-LRU: out = u + Drop(GLU(Drop(GELU(cell(Norm(u)))))), u (B, T, width).
 
-    def __init__(self, cell: Cell, width: int, norm: str, dropout: float):
+    GLU(v) = W1 v * sigmoid(W2 v) with two width -> width Linear layers with bias. ``second_gelu`` applies GELU once
+    more after the first dropout, as the Rescaled Glorot repository's block does.
+    """
+
+    def __init__(self, cell: Cell, width: int, norm: str, dropout: float, second_gelu: bool = False):
         super().__init__()
         self.norm = _Norm(norm, width)
         self.cell = cell
         # a cell whose output is not the model width (a plain RNN inside a residual block) is projected back
-        self.proj = nn.Identity() if cell.output_size == width else nn.Linear(cell.output_size, width)
-        self.glu_a = nn.Linear(width, width)
-        self.glu_b = nn.Linear(width, width)
+        self.proj = nn.Identity() if cell.output_size == width else lecun_normal_(nn.Linear(cell.output_size, width))
+        self.glu_a = lecun_normal_(nn.Linear(width, width))
+        self.glu_b = lecun_normal_(nn.Linear(width, width))
+        self.second_gelu = bool(second_gelu)
         # one dropout mask per sequence and feature, shared over time (as in minimal-LRU)
         self.drop = nn.Dropout1d(dropout) if dropout > 0 else nn.Identity()
 
     def _drop(self, v: torch.Tensor) -> torch.Tensor:
+        # Dropout1d zeroes whole channels of (B, C, L): with C = features, a mask per (sequence, feature)
         return self.drop(v.transpose(1, 2)).transpose(1, 2) if isinstance(self.drop, nn.Dropout1d) else v
 
     def forward(self, u: torch.Tensor, h0: State = None) -> tuple[torch.Tensor, State]:
         v, h = self.cell(self.norm(u), h0)
         v = self._drop(F.gelu(self.proj(v)))
+        if self.second_gelu:
+            v = F.gelu(v)
         v = self.glu_a(v) * torch.sigmoid(self.glu_b(v))
         return u + self._drop(v), h
 
@@ -68,7 +102,7 @@ class ResidualBlock(nn.Module):
 class SequenceModel(nn.Module):
     def __init__(self, cell: str, input_size: int, output_size: int, readout: str, *, token_input: bool = False,
                  hidden_size: int = 128, num_layers: int = 1, embed_dim: int | None = None, dropout: float = 0.0,
-                 block: str = "stack", norm: str = "none", **cell_opts: Any):
+                 block: str = "stack", norm: str = "none", second_gelu: bool = False, **cell_opts: Any):
         super().__init__()
         if readout not in ("last", "mean", "all"):
             raise ConfigError(f"readout must be last, mean or all, got {readout!r}")
@@ -78,6 +112,8 @@ class SequenceModel(nn.Module):
             raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
         if block not in ("stack", "residual"):
             raise ConfigError(f"block must be stack or residual, got {block!r}")
+        if second_gelu and block != "residual":
+            raise ConfigError("second_gelu applies to block 'residual' only")
         if token_input and not embed_dim:
             raise ConfigError("a token task needs embed_dim (the embedding width)")
         if block == "residual" and not embed_dim:
@@ -96,13 +132,18 @@ class SequenceModel(nn.Module):
         for _ in range(num_layers):
             c = build_cell(cell, width, hidden_size, **cell_opts)
             if block == "residual":
-                layers.append(ResidualBlock(c, width, norm, dropout))
+                layers.append(ResidualBlock(c, width, norm, dropout, second_gelu))
             else:
                 layers.append(c)
                 width = c.output_size
         self.layers = nn.ModuleList(layers)
         self.between = nn.Dropout(dropout) if (dropout > 0 and block == "stack") else nn.Identity()
         self.decoder = nn.Linear(width, output_size)
+        if block == "residual":
+            # the JAX codes' Dense layers; the stack block keeps PyTorch defaults, as the classic RNN papers' code did
+            for lin in (self.encoder, self.decoder):
+                if isinstance(lin, (nn.Linear, nn.Embedding)):
+                    lecun_normal_(lin)
 
     def cells(self) -> list[Cell]:
         return [m for m in self.modules() if isinstance(m, Cell)]

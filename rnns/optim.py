@@ -97,10 +97,14 @@ def build_optimizer(model: nn.Module, *, optimizer: str = "rmsprop", lr: float =
 
 
 def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, lr_min_ratio: float) -> float:
-    """LR multiplier: linear warmup to 1 over ``warmup_steps``, then cosine to ``lr_min_ratio`` at ``total_steps``.
+    """LR multiplier after ``step`` optimiser steps: linear warmup to 1, then cosine down to ``lr_min_ratio``.
 
-    Unlike minimal-LRU's code (whose cosine counter keeps the warmup steps and so reaches lr_min ``warmup_steps``
-    early), the cosine phase here counts from the end of the warmup.
+        step < W:       (step + 1) / W                                    W = warmup_steps (1/W, ..., 1)
+        W <= step:      r + (1 - r) (1 + cos(pi min(1, (step - W) / (total_steps - W)))) / 2
+
+    so the multiplier is exactly ``lr_min_ratio`` at ``step == total_steps`` and stays there after. Unlike
+    minimal-LRU's code (whose cosine counter keeps the warmup steps and so reaches lr_min ``warmup_steps`` early),
+    the cosine phase here counts from the end of the warmup.
     """
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps
@@ -111,11 +115,20 @@ def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, lr_min_rati
 
 def build_schedule(opt: torch.optim.Optimizer, *, schedule: str = "none", total_steps: int = 1, warmup_steps: int = 0,
                    lr_min: float = 1e-7):
-    """Per-step LambdaLR, or None for a constant learning rate."""
+    """Per-step LambdaLR (call ``.step()`` after every optimiser step), or None for a constant learning rate.
+
+    Every group follows the same multiplier, so the largest group learning rate ends at ``lr_min`` and the others
+    (the ``recurrent`` group at lr * lr_factor) end at the same fraction of their own.
+    """
     if schedule == "none":
         return None
     if schedule != "cosine":
         raise unknown("schedule", schedule, ["none", "cosine"])
+    if total_steps < 1 or warmup_steps < 0:
+        raise ConfigError(f"schedule needs total_steps >= 1 and warmup_steps >= 0, "
+                          f"got {total_steps} and {warmup_steps}")
+    if not (math.isfinite(lr_min) and lr_min >= 0):
+        raise ConfigError(f"lr_min must be a non-negative finite number, got {lr_min}")
     base = max(g["lr"] for g in opt.param_groups)
     ratio = min(1.0, lr_min / base) if base > 0 else 0.0
     return torch.optim.lr_scheduler.LambdaLR(
