@@ -98,6 +98,11 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("tasks", help="list tasks")
 
+    sv = sub.add_parser("server", help="start an MLflow tracking server (database backend, 127.0.0.1 by default)")
+    from search.mlflow_server import add_arguments
+
+    add_arguments(sv)
+
     d = sub.add_parser("data", help="list each task's files, verify checksums, prepare caches")
     d.add_argument("--data-dir", default=None)
     d.add_argument("--prepare", action="store_true", help="also build caches (e.g. MNIST decompressed)")
@@ -219,7 +224,13 @@ def cmd_data(a) -> int:
     return 0
 
 
-COMMANDS = {"sweep": cmd_sweep, "best": cmd_best, "compare": cmd_compare, "reproduce": cmd_reproduce,
+def cmd_server(a) -> int:
+    from search.mlflow_server import serve
+
+    return serve(a)
+
+
+COMMANDS = {"server": cmd_server, "sweep": cmd_sweep, "best": cmd_best, "compare": cmd_compare, "reproduce": cmd_reproduce,
             "spaces": cmd_spaces, "tasks": cmd_tasks, "data": cmd_data}
 
 

@@ -32,7 +32,7 @@ from typing import Any
 from rnns.errors import ConfigError, unknown
 from spaces.base import Space
 
-from .space_adapter import DefineByRun, grid_points, seed_configs, tune_param_space
+from .space_adapter import SEED_ATTR, DefineByRun, grid_points, seed_configs, seed_param_values, tune_param_space
 from .train import DIVERGED, EPOCH
 
 SCHEDULERS = ("asha", "hyperband", "median", "pbt", "fifo")
@@ -82,9 +82,12 @@ def _fidelity_optuna_class():
     class FidelityOptunaSearch(OptunaSearch):
         """OptunaSearch that tells Optuna PRUNED for trials that did not reach the full budget."""
 
-        def __init__(self, *a, full_budget: int, **kw):
+        def __init__(self, *a, full_budget: int, seed_points: list[dict] = (), **kw):
             super().__init__(*a, **kw)
             self.full_budget = int(full_budget)
+            # published configurations first, each marked so define-by-run can apply its own fixed settings
+            for i, params in enumerate(seed_points):
+                self._ot_study.enqueue_trial(params, user_attrs={SEED_ATTR: i}, skip_if_exists=False)
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
             partial = bool(result) and (result.get(DIVERGED, 0) or int(result.get(EPOCH, 0)) < self.full_budget)
@@ -112,16 +115,20 @@ def build_searcher(name: str, space: Space, models: tuple[str, ...], *, metric: 
 
         sampler = (optuna.samplers.TPESampler(seed=seed) if name == "tpe"
                    else optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False))
-        sampled = {"model"} | {p.name for p in space.params}
-        points = [{k: v for k, v in cfg.items() if k in sampled and (k == "model" and len(models) > 1 or k != "model")}
-                  for cfg, _, _ in seeds]
-        alg = _fidelity_optuna_class()(DefineByRun(space, models), metric=metric, mode=mode, sampler=sampler,
-                                       points_to_evaluate=points or None, full_budget=full_budget)
+        pairs = seed_param_values(space, models) if include_seeds else []
+        alg = _fidelity_optuna_class()(DefineByRun(space, models, [full for _, full in pairs]), metric=metric,
+                                       mode=mode, sampler=sampler, full_budget=full_budget,
+                                       seed_points=[params for params, _ in pairs])
+        points = pairs
         return ConcurrencyLimiter(alg, max_concurrent=max_concurrent), {}, len(points)
     if name == "random":
         alg = BasicVariantGenerator(points_to_evaluate=[c for c, _, _ in seeds] or None, random_state=seed,
                                     max_concurrent=max_concurrent)
-        return alg, tune_param_space(space, models), len(seeds)
+        ps = tune_param_space(space, models)
+        for c, _, _ in seeds:  # preset points may carry settings the space samples nowhere (a paper's budget)
+            for k in c:
+                ps.setdefault(k, None)
+        return alg, ps, len(seeds)
     pts = [c for c, _, _ in seeds] + grid_points(space, models)
     alg = BasicVariantGenerator(points_to_evaluate=pts, max_concurrent=max_concurrent)
     return alg, preset_space(pts), len(pts)

@@ -27,6 +27,7 @@ from rnns.errors import ConfigError
 from . import tracking as T
 from .algorithms import SCHEDULERS, SEARCHERS, build_scheduler, build_searcher, preset_space
 from .config import known_keys
+from .space_adapter import rename_map
 from .train import DIVERGED, val_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -70,17 +71,8 @@ class Experiment:
 
 
 def load_space(name: str):
-    try:
-        from spaces.registry import get_space
-    except ImportError:  # TEMP until spaces/registry.py lands
-        import importlib, pkgutil, spaces
-        from rnns.errors import unknown
-        allsp = {}
-        for mod in pkgutil.iter_modules(spaces.__path__):
-            allsp.update({s.name: s for s in getattr(importlib.import_module(f"spaces.{mod.name}"), "SPACES", ())})
-        if name not in allsp:
-            raise unknown("space", name, allsp)
-        return allsp[name]
+    from spaces.registry import get_space
+
     return get_space(name)
 
 
@@ -171,12 +163,14 @@ def _safe_name(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-")
 
 
-def _result_rows(results) -> list[dict[str, Any]]:
+def _result_rows(results, rename: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    from .space_adapter import to_config
+
     rows = []
     for r in results:
         if r.config is None:
             continue
-        rows.append({"config": dict(r.config), "metrics": dict(r.metrics or {}), "error": r.error is not None,
+        rows.append({"config": to_config(dict(r.config), rename), "metrics": dict(r.metrics or {}), "error": r.error is not None,
                      "checkpoint": r.checkpoint, "trial_id": (r.metrics or {}).get("trial_id"),
                      "history": r.metrics_dataframe})
     return rows
@@ -195,7 +189,9 @@ def _ranked(rows, metric: str, mode: str, budget: int) -> list[dict]:
 
 
 def _config_key(cfg: dict) -> str:
-    return json.dumps({k: v for k, v in sorted(cfg.items()) if k != "seed"}, sort_keys=True, default=str)
+    # None means "not applicable" (a conditional parameter, or a preset placeholder), so it is not part of identity
+    return json.dumps({k: v for k, v in sorted(cfg.items()) if k != "seed" and v is not None}, sort_keys=True,
+                      default=str)
 
 
 def run_tuner(*, trainable_kw, param_space, search_alg, scheduler, num_samples, exp: Experiment, name: str,
@@ -233,32 +229,39 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
     name = _safe_name(exp.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_space = sweep_space(space, budget, exp.overrides, exp.seed)
 
-    c = T.client(uri)
-    exp_id = T.ensure_experiment(c, space.task, uri)
-    parent = _find_sweep_run(c, exp_id, name) if exp.resume else None
-    if exp.resume and parent is None:
-        raise ConfigError(f"no sweep named {name!r} to resume in the MLflow experiment {space.task!r}")
     if exp.resume and not Path(storage, name).is_dir():
         raise ConfigError(f"no Tune results for sweep {name!r} under {storage}; give the same --storage and --name")
-    if parent is None:
-        if Path(storage, name).exists():
-            raise ConfigError(f"sweep {name!r} already exists under {storage}: use --resume, or another --name")
-        parent = c.create_run(exp_id, run_name=name, tags={
-            T.KIND: "sweep", T.SWEEP: name, T.TASK: space.task, T.TAG + "space": space.name,
-            T.TAG + "paper": space.paper, T.TAG + "models": ",".join(models), T.TAG + "scheduler": exp.scheduler,
-            T.TAG + "searcher": exp.searcher, T.TAG + "code_version": T.git_commit(REPO_ROOT),
-            T.TAG + "metric": metric, T.TAG + "mode": spec_mode, T.STATUS: "running"}).info.run_id
-        settings = {k: v for k, v in asdict(exp).items() if k not in ("overrides",)}
-        settings.update({f"set.{k}": v for k, v in exp.overrides.items()})
-        T.log_params(c, parent, {f"sweep.{k}": v for k, v in settings.items()})
-    else:
-        c.update_run(parent, status="RUNNING")
-
-    started = start_ray(exp.address)
+    if not exp.resume and Path(storage, name).exists():
+        raise ConfigError(f"sweep {name!r} already exists under {storage}: use --resume, or another --name")
+    started = start_ray(exp.address)  # before any record is written: a bad --address leaves nothing behind
+    parent = None
+    c = T.client(uri)
     try:
+        from .preflight import run_preflight
+
+        # every node: imports, storage, tracking server and GPUs checked before the first trial
+        run_preflight(storage=storage, mlflow_uri=uri, gpus_per_trial=exp.gpus_per_trial,
+                      cpus_per_trial=exp.cpus_per_trial)
+        exp_id = T.ensure_experiment(c, space.task, uri)
+        parent = _find_sweep_run(c, exp_id, name) if exp.resume else None
+        if exp.resume and parent is None:
+            raise ConfigError(f"no sweep named {name!r} to resume in the MLflow experiment {space.task!r}")
+        if parent is None:
+            parent = c.create_run(exp_id, run_name=name, tags={
+                T.KIND: "sweep", T.SWEEP: name, T.TASK: space.task, T.TAG + "space": space.name,
+                T.TAG + "paper": space.paper, T.TAG + "models": ",".join(models), T.TAG + "scheduler": exp.scheduler,
+                T.TAG + "searcher": exp.searcher, T.TAG + "code_version": T.git_commit(REPO_ROOT),
+                T.TAG + "metric": metric, T.TAG + "mode": spec_mode, T.STATUS: "running"}).info.run_id
+            settings = {k: v for k, v in asdict(exp).items() if k not in ("overrides",)}
+            settings.update({f"set.{k}": v for k, v in exp.overrides.items()})
+            T.log_params(c, parent, {f"sweep.{k}": v for k, v in settings.items()})
+        else:
+            c.update_run(parent, status="RUNNING")
+
         _tag_data_checksums(c, parent, space, exp)
+        rename = rename_map(run_space)
         trainable_kw = dict(data_dir=exp.data_dir, cpus_per_trial=int(max(1, exp.cpus_per_trial)),
-                            gpu_memory_fraction=exp.gpu_memory_fraction)
+                            gpu_memory_fraction=exp.gpu_memory_fraction, rename=rename)
         include_seeds = True
         search_alg, param_space, n_known = build_searcher(
             exp.searcher, run_space, models, metric=metric, mode=spec_mode, seed=exp.seed, full_budget=budget,
@@ -273,11 +276,11 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                                     grace_period=exp.grace_period, reduction_factor=exp.reduction_factor,
                                     space=run_space, seed=exp.seed)
         cb = T.MlflowTrialCallback(uri=uri, experiment_id=exp_id, parent_run_id=parent, sweep=name, task=space.task,
-                                   full_budget=budget)
+                                   full_budget=budget, rename=rename)
         results = run_tuner(trainable_kw=trainable_kw, param_space=param_space, search_alg=search_alg,
                             scheduler=scheduler, num_samples=num_samples, exp=exp, name=name, storage=storage,
                             callbacks=[cb], metric=metric, mode=spec_mode)
-        rows = _result_rows(results)
+        rows = _result_rows(results, rename)
         summary = {"sweep": name, "task": space.task, "metric": metric, "mode": spec_mode, "uri": uri,
                    "parent_run_id": parent, "experiment_id": exp_id, "trials": len(rows), "best": {}}
         _plots(c, parent, rows, metric)
@@ -295,6 +298,8 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         c.set_terminated(parent, "FINISHED")
         return summary
     except BaseException:
+        if parent is None:
+            raise
         try:
             c.set_tag(parent, T.STATUS, "interrupted")
             c.set_terminated(parent, "KILLED")
@@ -444,6 +449,7 @@ def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_n
         T.TAG + "space": space.name, T.TAG + "metric": val_key(metric_name), T.TAG + "mode": mode,
         T.TAG + "code_version": T.git_commit(REPO_ROOT), T.STATUS: "completed"})
     rid = run.info.run_id
+    config = {k: v for k, v in config.items() if v is not None}
     T.log_params(c, rid, {k: v for k, v in config.items() if k != "seed"})
     metrics = {f"val_{metric_name}_mean": val[0], f"val_{metric_name}_se": val[1], "seeds": float(len(runs))}
     if tests:

@@ -156,7 +156,8 @@ class MlflowTrialCallback(Callback):
     """Writes one child run per Tune trial (see the module docstring). Picklable: the client is made lazily."""
 
     def __init__(self, *, uri: str, experiment_id: str, parent_run_id: str, sweep: str, task: str, full_budget: int,
-                 kind: str = "trial"):
+                 kind: str = "trial", rename: dict[str, str] | None = None):
+        self.rename = rename or {}
         self.uri, self.experiment_id, self.parent_run_id = uri, experiment_id, parent_run_id
         self.sweep, self.task, self.full_budget, self.kind = sweep, task, int(full_budget), kind
         self._w: RunWriter | None = None
@@ -187,7 +188,9 @@ class MlflowTrialCallback(Callback):
             if found[0].info.status != "RUNNING":
                 c.update_run(run_id, status="RUNNING")
         else:
-            cfg = dict(trial.config)
+            from .space_adapter import to_config
+
+            cfg = to_config(dict(trial.config), self.rename)
             run = c.create_run(self.experiment_id, run_name=f"{cfg.get('model', 'trial')}-{tid}", tags={
                 PARENT: self.parent_run_id, KIND: self.kind, SWEEP: self.sweep, TRIAL_ID: tid, TASK: self.task,
                 MODEL: str(cfg.get("model")), STATUS: "running"})

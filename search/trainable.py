@@ -38,7 +38,8 @@ def load_checkpoint(trainer: Trainer, directory: str | Path) -> None:
 
 
 def train_trial(config: dict[str, Any], *, data_dir: str | None = None, device: str | None = None,
-                cpus_per_trial: int | None = 1, gpu_memory_fraction: float | None = None) -> None:
+                cpus_per_trial: int | None = 1, gpu_memory_fraction: float | None = None,
+                rename: dict[str, str] | None = None) -> None:
     """Tune function trainable (bind the keyword arguments with ``tune.with_parameters``)."""
     from ray import tune
 
@@ -46,7 +47,9 @@ def train_trial(config: dict[str, Any], *, data_dir: str | None = None, device: 
     if gpu_memory_fraction and torch.cuda.is_available():
         # trials sharing a GPU through fractional resources each get a hard slice of its memory
         torch.cuda.set_per_process_memory_fraction(float(gpu_memory_fraction))
-    trainer = Trainer(config, data_dir=data_dir, device=device)
+    from .space_adapter import to_config
+
+    trainer = Trainer(to_config(config, rename), data_dir=data_dir, device=device)
     ckpt = tune.get_checkpoint()
     if ckpt is not None:
         with ckpt.as_directory() as d:
