@@ -88,3 +88,84 @@ class ClassCE(Objective):
 
 def bits_per_char(loss_nats: float) -> float:
     return loss_nats / math.log(2)
+
+
+class MaskedStepCE(Objective):
+    """Cross-entropy per step averaged over the scored positions: ``mask`` (B, T) when given, every step otherwise.
+
+    out (B, T, C), y (B, T) long. Used where only part of the sequence is scored (the UR-LSTM copy task scores the
+    last 10 steps) and by the language-model objective below.
+    """
+
+    metrics = ("loss", "accuracy")
+
+    def _nll(self, out, batch: Batch):
+        B, T, C = out.shape
+        nll = F.cross_entropy(out.reshape(B * T, C), batch.y.reshape(B * T), reduction="none").view(B, T)
+        m = torch.ones_like(nll) if batch.mask is None else batch.mask.to(nll.dtype)
+        return nll, m
+
+    def loss(self, out, batch: Batch):
+        nll, m = self._nll(out, batch)
+        return (nll * m).sum() / m.sum().clamp_min(1.0)
+
+    def stats(self, out, batch: Batch):
+        nll, m = self._nll(out, batch)
+        correct = ((out.argmax(-1) == batch.y).to(m.dtype) * m).sum()
+        return {"loss_sum": float((nll * m).sum()), "count": float(m.sum()), "correct": float(correct)}
+
+    def summarize(self, s):
+        n = max(s["count"], 1.0)
+        return {"loss": s["loss_sum"] / n, "accuracy": s["correct"] / n}
+
+
+class LanguageCE(MaskedStepCE):
+    """Next-token cross-entropy (nats) with bits per character and perplexity derived from the same sums."""
+
+    metrics = ("loss", "bpc", "ppl", "accuracy")
+
+    def summarize(self, s):
+        out = super().summarize(s)
+        out["bpc"] = bits_per_char(out["loss"])
+        out["ppl"] = math.exp(min(out["loss"], 700.0))  # exp overflows a float past ~709 nats
+        return out
+
+
+class MSE(Objective):
+    """Mean squared error of a regression read out at the last step: out (B, D), y (B, D)."""
+
+    metrics = ("loss", "mse")
+
+    def loss(self, out, batch: Batch):
+        return F.mse_loss(out, batch.y)
+
+    def stats(self, out, batch: Batch):
+        return {"sq_sum": float(F.mse_loss(out, batch.y, reduction="sum")), "count": batch.y.numel()}
+
+    def summarize(self, s):
+        mse = s["sq_sum"] / s["count"]
+        return {"loss": mse, "mse": mse}
+
+
+class MusicNLL(Objective):
+    """Polyphonic music NLL: per time step the sum over the 88 notes of sigmoid binary cross-entropy, averaged over
+    the real (unpadded) time steps. out (B, T, 88) logits, y (B, T, 88) float multi-hot, mask (B, T)."""
+
+    metrics = ("loss", "nll")
+
+    def _per_step(self, out, batch: Batch):
+        nll = F.binary_cross_entropy_with_logits(out, batch.y, reduction="none").sum(-1)  # (B, T)
+        m = torch.ones_like(nll) if batch.mask is None else batch.mask.to(nll.dtype)
+        return nll, m
+
+    def loss(self, out, batch: Batch):
+        nll, m = self._per_step(out, batch)
+        return (nll * m).sum() / m.sum().clamp_min(1.0)
+
+    def stats(self, out, batch: Batch):
+        nll, m = self._per_step(out, batch)
+        return {"nll_sum": float((nll * m).sum()), "count": float(m.sum())}
+
+    def summarize(self, s):
+        nll = s["nll_sum"] / max(s["count"], 1.0)
+        return {"loss": nll, "nll": nll}

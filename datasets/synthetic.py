@@ -1,7 +1,17 @@
 """Synthetic tasks generated on the training device from a seed, with fixed validation and test sets.
 
 Four mutually incompatible copying-memory tasks exist in the seed papers (PAPERS.md section 6.5); each is its own
-task here so that results of one are never compared with another.
+task here so that results of one are never compared with another:
+
+| task        | input                               | length     | scored                    | constant baseline      |
+|-------------|-------------------------------------|------------|---------------------------|------------------------|
+| copy_nnrnn  | 10 symbols, delay-1 blanks, cue 9   | delay + 20 | CE over all steps         | 10 ln 8 / (delay + 20) |
+| copy_exprnn | 10 symbols, lag blanks, marker 9    | lag + 20   | CE over all steps         | 10 ln 8 / (lag + 20)   |
+| copy_urlstm | 10 symbols, lag blanks, 10 cues 9   | lag + 20   | CE over the last 10 steps | ln 8                   |
+| copy_lru    | 20 7-bit patterns, pad 7, marker    | 48         | bitwise CE, last 20 steps | ln 2 per bit           |
+
+The adding problem (UR-LSTM, PAPERS.md 3.2) regresses the sum of two marked values; predicting their mean sum 1
+scores an MSE of about 1/6.
 """
 from __future__ import annotations
 
@@ -13,7 +23,7 @@ import torch
 from rnns.errors import ConfigError
 
 from .base import Batch, Task, TaskSpec, register_task, require_test
-from .objectives import MaskedBitCE, StepCE
+from .objectives import MSE, MaskedBitCE, MaskedStepCE, StepCE
 
 # fixed offsets so that the validation and test sets never coincide with any training stream
 _VAL_OFFSET, _TEST_OFFSET = 10_000_019, 20_000_033
@@ -146,3 +156,103 @@ def copy_lru(*, data_dir, seed, device, allow_test, pattern: int = 20, batch_siz
     make = lambda n, g: copy_lru_batch(n, g, pattern=pattern)  # noqa: E731
     return FixedTask(spec, MaskedBitCE(bits=7), make, seed=seed, device=device, batch_size=batch_size,
                      updates=0, n_val=n_val, n_test=n_test, allow_test=allow_test, n_train=n_train)
+
+
+def copy_exprnn_batch(n: int, g: torch.Generator, *, lag: int, K: int = 10, labels: int = 8):
+    """expRNN copying task (lezcano/expRNN): K symbols in 1..labels, ``lag`` blanks, the marker 9, K-1 blanks.
+
+    Length lag + 2K. Targets: lag + K blanks, then the symbols, so the first symbol is due at the marker's own step
+    (one step earlier than in copy_nnrnn). One-hot input of labels + 2 = 10.
+    """
+    dev = g.device
+    T = lag + 2 * K
+    sym = torch.randint(1, labels + 1, (n, K), generator=g, device=dev)
+    x = torch.zeros(n, T, dtype=torch.long, device=dev)
+    x[:, :K] = sym
+    x[:, K + lag] = labels + 1
+    y = torch.zeros(n, T, dtype=torch.long, device=dev)
+    y[:, -K:] = sym
+    return Batch(torch.nn.functional.one_hot(x, labels + 2).float(), y)
+
+
+@register_task("copy_exprnn", paper="expRNN (Lezcano-Casado & Martinez-Rubio 2019)")
+def copy_exprnn(*, data_dir, seed, device, allow_test, lag: int = 1000, batch_size: int = 128, updates: int = 100,
+                n_val: int = 1000, n_test: int = 1000) -> Task:
+    """Copying memory of expRNN: one-hot input, lag L (1000 or 2000 in the paper), CE over all L+20 steps."""
+    _positive("copy_exprnn", lag=lag, batch_size=batch_size, updates=updates, n_val=n_val, n_test=n_test)
+    base = copy_baseline_loss(lag)
+    spec = TaskSpec("copy_exprnn", "exprnn", input_size=10, output_size=9, seq_len=lag + 20, readout="all",
+                    metric="loss", mode="min", budget_unit="updates",
+                    description=f"expRNN copy, lag {lag}; constant baseline loss {base:.4f}")
+    make = lambda n, g: copy_exprnn_batch(n, g, lag=lag)  # noqa: E731
+    return StreamTask(spec, StepCE(acc_last=10), make, seed=seed, device=device, batch_size=batch_size,
+                      updates=updates, n_val=n_val, n_test=n_test, allow_test=allow_test)
+
+
+def copy_urlstm_batch(n: int, g: torch.Generator, *, lag: int, K: int = 10, labels: int = 8):
+    """UR-LSTM copy (r0mainK/ur-lstm): K symbols in 1..labels, ``lag`` blanks, then K cue tokens 9; one-hot of 10.
+
+    Length lag + 2K. Targets are the symbols at the last K steps; ``mask`` marks them (nothing else is scored).
+    """
+    dev = g.device
+    T = lag + 2 * K
+    sym = torch.randint(1, labels + 1, (n, K), generator=g, device=dev)
+    x = torch.zeros(n, T, dtype=torch.long, device=dev)
+    x[:, :K] = sym
+    x[:, -K:] = labels + 1
+    y = torch.zeros(n, T, dtype=torch.long, device=dev)
+    y[:, -K:] = sym
+    mask = torch.zeros(n, T, dtype=torch.bool, device=dev)
+    mask[:, -K:] = True
+    return Batch(torch.nn.functional.one_hot(x, labels + 2).float(), y, mask)
+
+
+@register_task("copy_urlstm", paper="UR-LSTM (Gu et al. 2020), r0mainK reimplementation")
+def copy_urlstm(*, data_dir, seed, device, allow_test, lag: int = 480, batch_size: int = 10, updates: int = 100,
+                n_val: int = 1000, n_test: int = 1000) -> Task:
+    """Copying memory of UR-LSTM: 10 symbols, lag blanks, 10 cues; one-hot 10; CE on the last 10 outputs only."""
+    _positive("copy_urlstm", lag=lag, batch_size=batch_size, updates=updates, n_val=n_val, n_test=n_test)
+    spec = TaskSpec("copy_urlstm", "urlstm", input_size=10, output_size=10, seq_len=lag + 20, readout="all",
+                    metric="loss", mode="min", budget_unit="updates",
+                    description=f"UR-LSTM copy, lag {lag}; constant baseline loss ln 8 = {math.log(8):.4f}")
+    make = lambda n, g: copy_urlstm_batch(n, g, lag=lag)  # noqa: E731
+    return StreamTask(spec, MaskedStepCE(), make, seed=seed, device=device, batch_size=batch_size,
+                      updates=updates, n_val=n_val, n_test=n_test, allow_test=allow_test)
+
+
+def adding_batch(n: int, g: torch.Generator, *, length: int):
+    """Adding problem (r0mainK/ur-lstm): channel 0 ~ U[0,1]; channel 1 marks one step in [0, L/2-1] and one in
+    [L/2-1, L-1] (both ends inclusive, so the two ranges share L/2-1 and may mark the same step, whose value then
+    counts twice). Target (n, 1): the sum of the two marked values."""
+    dev = g.device
+    half = length // 2
+    x = torch.zeros(n, length, 2, device=dev)
+    x[:, :, 0] = torch.rand(n, length, generator=g, device=dev)
+    i1 = torch.randint(0, half, (n,), generator=g, device=dev)
+    i2 = torch.randint(half - 1, length, (n,), generator=g, device=dev)
+    rows = torch.arange(n, device=dev)
+    x[rows, i1, 1] = 1.0
+    x[rows, i2, 1] = 1.0
+    y = (x[rows, i1, 0] + x[rows, i2, 0]).unsqueeze(-1)
+    return Batch(x, y)
+
+
+def adding_baseline_mse() -> float:
+    """MSE of always predicting 1: the variance of a sum of two U[0,1] values, 1/6 (slightly more when both marks
+    fall on the shared step L/2-1, with probability 4/(L(L+2)))."""
+    return 1.0 / 6.0
+
+
+@register_task("adding", paper="UR-LSTM (Gu et al. 2020), r0mainK reimplementation")
+def adding(*, data_dir, seed, device, allow_test, length: int = 2000, batch_size: int = 10, updates: int = 100,
+           n_val: int = 1000, n_test: int = 1000) -> Task:
+    """Adding problem: length L, two marked values, MSE of the last output against their sum."""
+    _positive("adding", length=length, batch_size=batch_size, updates=updates, n_val=n_val, n_test=n_test)
+    if length < 4:
+        raise ConfigError(f"task 'adding': length must be at least 4, got {length}")
+    spec = TaskSpec("adding", "urlstm", input_size=2, output_size=1, seq_len=length, readout="last",
+                    metric="mse", mode="min", budget_unit="updates",
+                    description=f"adding, length {length}; constant baseline MSE 1/6")
+    make = lambda n, g: adding_batch(n, g, length=length)  # noqa: E731
+    return StreamTask(spec, MSE(), make, seed=seed, device=device, batch_size=batch_size,
+                      updates=updates, n_val=n_val, n_test=n_test, allow_test=allow_test)
