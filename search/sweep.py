@@ -95,9 +95,13 @@ def validate(exp: Experiment):
         from rnns.errors import unknown
 
         raise unknown("searcher", exp.searcher, SEARCHERS)
-    budget = int(exp.max_budget or exp.overrides.get("epochs") or space.budget)
+    budget = int(next(b for b in (exp.max_budget, exp.overrides.get("epochs"), space.budget) if b is not None))
     if budget < 1:
         raise ConfigError(f"the budget (epochs) must be >= 1, got {budget}")
+    if exp.scheduler in ("asha", "median", "pbt") and not 1 <= exp.grace_period <= budget:
+        raise ConfigError(f"--grace-period must be between 1 and the budget ({budget} epochs), got {exp.grace_period}")
+    if exp.scheduler in ("asha", "hyperband") and exp.reduction_factor <= 1:
+        raise ConfigError(f"--reduction-factor must be > 1, got {exp.reduction_factor}")
     if exp.max_concurrent < 1 or exp.cpus_per_trial <= 0 or exp.gpus_per_trial < 0:
         raise ConfigError("--concurrent must be >= 1, --cpus-per-trial > 0 and --gpus-per-trial >= 0")
     if exp.gpu_memory_fraction is not None and not 0 < exp.gpu_memory_fraction <= 1:
@@ -130,6 +134,24 @@ def sweep_space(space, budget: int, overrides: dict[str, Any], seed: int):
     return s
 
 
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not minutes, when nothing listens at a Ray address (``ray.init`` retries for long)."""
+    import socket
+
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"Ray address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379 or ray://HOST:10001)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ConfigError(f"no Ray cluster answers at {address!r} ({e.strerror or e}); start one with `ray start "
+                          "--head` or `ray up cluster.yaml`, or drop --address for a local Ray") from None
+
+
 def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
     """Start a local Ray on 127.0.0.1, or join ``address``. Returns True when this call started Ray."""
     import ray
@@ -142,6 +164,7 @@ def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | 
             env[k] = os.environ.get(k, v)
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
+        check_address(address)
         runtime_env = {"working_dir": str(REPO_ROOT), "env_vars": {k: v for k, v in env.items() if k != "PYTHONPATH"},
                        "excludes": [".venv", ".git", "mlruns.db", "mlartifacts", "rnnsweep_results", "*.db",
                                     "__pycache__", "bench/results"]}

@@ -73,6 +73,15 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
         raise ConfigError(f"unsupported tracking URI {uri!r}: use sqlite:///PATH, file://PATH or http(s)://HOST:PORT")
 
 
+def open_existing(uri: str | None):
+    """A client for reading the record; refuses (instead of creating) a sqlite store that does not exist."""
+    uri = resolve_uri(uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        raise ConfigError(f"no MLflow store at {uri}: run a sweep first, or give --mlflow-uri")
+    check_reachable(uri)
+    return client(uri)
+
+
 def ensure_experiment(c, name: str, uri: str) -> str:
     exp = c.get_experiment_by_name(name)
     if exp is not None:
