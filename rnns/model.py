@@ -130,7 +130,9 @@ class SequenceModel(nn.Module):
         width = embed_dim or input_size
         layers = []
         for _ in range(num_layers):
-            c = build_cell(cell, width, hidden_size, **cell_opts)
+            # a cell with its own dropout (RRU's inner layer) takes the model's dropout too: one `dropout` key
+            shared = {"dropout": dropout} if "dropout" in get_cell(cell).options() else {}
+            c = build_cell(cell, width, hidden_size, **shared, **cell_opts)
             if block == "residual":
                 layers.append(ResidualBlock(c, width, norm, dropout, second_gelu))
             else:

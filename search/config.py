@@ -9,7 +9,7 @@ Torch-only (no ray/optuna/mlflow), so ``spaces`` can validate a space against it
 | model     | rnns.model.MODEL_OPTIONS + the cell's own options; ``param_budget`` solves hidden_size     |
 | optimiser | rnns.optim.OPTIM_OPTIONS                                                                  |
 | schedule  | rnns.optim.SCHEDULE_OPTIONS (schedule, warmup_epochs, lr_min)                             |
-| trainer   | epochs, grad_clip, max_loss (divergence threshold)                                        |
+| trainer   | epochs, grad_clip, max_loss (divergence threshold), max_batches (smoke runs: cap per split)|
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from rnns.optim import OPTIM_OPTIONS, SCHEDULE_OPTIONS
 from rnns.registry import get_cell
 
 IDENTITY_KEYS = ("task", "model", "seed")
-TRAIN_KEYS = ("epochs", "grad_clip", "max_loss", "param_budget")
+TRAIN_KEYS = ("epochs", "grad_clip", "max_loss", "param_budget", "max_batches")
 
 
 @dataclass

@@ -6,6 +6,7 @@ parameter groups and extra losses.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
@@ -66,6 +67,8 @@ class Trainer:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         self.grad_clip = float(sc.train_opts.get("grad_clip", 0.0) or 0.0)
         self.max_loss = float(sc.train_opts.get("max_loss", 1e4))
+        # a cap on batches per split and epoch, for smoke runs on real data (0 = the whole split)
+        self.max_batches = int(sc.train_opts.get("max_batches", 0) or 0)
         seed_everything(sc.seed)
         self.task = build_task(sc.task, data_dir=data_dir, seed=sc.seed, device=self.device, allow_test=allow_test,
                                **sc.task_opts)
@@ -92,12 +95,16 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.best: dict[str, Any] | None = None  # best validation metrics and the epoch they were reached
 
+    def _batches(self, split: str, epoch: int):
+        it = self.task.batches(split, epoch)
+        return itertools.islice(it, self.max_batches) if self.max_batches else it
+
     def _count_batches(self):
         # streaming tasks know their count without generating; others are iterated once (cheap: on-device tensors)
         n = getattr(self.task, "updates", 0) or None
         if n:
-            return range(n)
-        return self.task.batches("train", 0)
+            return range(min(n, self.max_batches) if self.max_batches else n)
+        return self._batches("train", 0)
 
     # ---- one epoch -------------------------------------------------------------------------------------------
     def train_epoch(self) -> dict[str, float]:
@@ -106,7 +113,7 @@ class Trainer:
         spec, obj = self.task.spec, self.task.objective
         state = None
         total, n = 0.0, 0
-        for batch in self.task.batches("train", self.epoch):
+        for batch in self._batches("train", self.epoch):
             out, new_state = self.model(batch.x, state)
             loss = obj.loss(out, batch)
             extra = self.model.extra_loss()
@@ -136,7 +143,7 @@ class Trainer:
         spec, obj = self.task.spec, self.task.objective
         sums: dict[str, float] = {}
         state = None
-        for batch in self.task.batches(split, 0):
+        for batch in self._batches(split, 0):
             out, new_state = self.model(batch.x, state)
             for k, v in obj.stats(out, batch).items():
                 sums[k] = sums.get(k, 0.0) + float(v)

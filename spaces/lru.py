@@ -125,7 +125,7 @@ def _space(key: str) -> Space:
     if key == "copy":
         smoke.update(pattern=4, n_train=8, n_val=8, n_test=8)
     if key == "imdb":
-        smoke["length"] = 16
+        smoke.update(length=16, n_val=8)
     return Space(
         name=f"lru/{key}", paper=PAPER, task=TASKS[key], models=("lru",),
         params=common_params() + ring_params({"model": ("lru",)})

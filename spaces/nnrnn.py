@@ -65,8 +65,18 @@ def tdecay_param(models: tuple[str, ...]) -> Param:
 
 def rinit_param(models: tuple[str, ...], default: str | None = None,
                 choices: tuple[str, ...] = ("random", "cayley", "henaff", "xavier")) -> Param:
-    return Param("rinit", "choice", choices=choices, when={"model": models}, default=default,
+    return Param("rinit", "choice", choices=choices, when={"model": tuple(m for m in models if m != "rnn_orth")},
+                 default=default,
                  doc="recurrent init: random orthogonal, Cayley, Henaff, or Glorot normal (tried for the RNN)")
+
+
+def rinit_orth_param(models: tuple[str, ...], default: str | None = None) -> tuple[Param, ...]:
+    """RNN-orth is orthogonal by definition: its recurrent init is one of the orthogonal ones (same key, rinit)."""
+    if "rnn_orth" not in models:
+        return ()
+    return (Param("rinit_orth", "choice", choices=("random", "cayley", "henaff"), when={"model": ("rnn_orth",)},
+                  default=default if default in ("random", "cayley", "henaff") else "random", key="rinit",
+                  doc="RNN-orth's recurrent init: random orthogonal, Cayley or Henaff"),)
 
 
 def iinit_param(models: tuple[str, ...], default: str) -> Param:
@@ -108,6 +118,7 @@ def _params(rinit_default: str, iinit_default: str, rmsprop: tuple[str, ...] | N
         delta_param(("nnrnn",)),
         tdecay_param(("nnrnn",)),
         rinit_param(models, default=rinit_default),
+        *rinit_orth_param(models, default=rinit_default),
         iinit_param(models, default=iinit_default),
     )
 

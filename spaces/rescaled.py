@@ -89,7 +89,7 @@ def _space(key: str) -> Space:
                      "imdb": "LRA Text: IMDB bytes (length 4096)"}[key] + f"; batch {README[key]['batch_size']}",
         # A_init glorot: the smoke hidden size (8) is far below where rescaled Glorot is defined
         smoke={"batch_size": 4, "hidden_size": 8, "embed_dim": 8, "num_layers": 1, "epochs": 1, "warmup_epochs": 0,
-               "A_init": "glorot", **({"length": 16} if key == "imdb" else {})},
+               "A_init": "glorot", **({"length": 16, "n_val": 8} if key == "imdb" else {})},
         notes=NOTES,
     )
 

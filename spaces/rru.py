@@ -116,7 +116,7 @@ def _space(key: str) -> Space:
     if group == "lm":
         smoke.update(bptt=8, eval_batch_size=4)
     if group == "imdb":
-        smoke["length"] = 16
+        smoke.update(length=16, n_val=8)
     notes = [f"Early stopping (patience {g['patience']}) is replaced by the space's budget of {BUDGETS[group]} "
              "epochs and ASHA."]
     if group == "lm":

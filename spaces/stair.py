@@ -16,7 +16,7 @@ from typing import Any
 
 from .base import Param, SeedPoint, Space
 from .nnrnn import (NONNORMAL, ORTH, alpha_param, delta_param, iinit_param, lr_orth_param, lr_param, nonlin_param,
-                    rinit_param, tdecay_param)
+                    rinit_orth_param, rinit_param, tdecay_param)
 
 PAPER = "stair"
 STAIR = ("srnn", "srnn_exp", "srnn_nn")
@@ -148,6 +148,7 @@ def _params(iinit_default: str) -> tuple[Param, ...]:
         delta_param(NONNORMAL),
         tdecay_param(NONNORMAL),
         rinit_param(RINIT, default="cayley"),
+        *rinit_orth_param(RINIT, default="cayley"),
         iinit_param(RINIT, default=iinit_default),
         nonlin_param(NONLIN, default="modrelu"),
         Param("rho", "choice", choices=RHO, when={"model": STAIR},
