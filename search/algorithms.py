@@ -103,7 +103,8 @@ def _fidelity_optuna_class():
 
 
 def build_searcher(name: str, space: Space, models: tuple[str, ...], *, metric: str, mode: str, seed: int,
-                   full_budget: int, max_concurrent: int, include_seeds: bool = True) -> tuple[Any, dict, int]:
+                   full_budget: int, max_concurrent: int, include_seeds: bool = True,
+                   num_samples: int | None = None) -> tuple[Any, dict, int]:
     """(search_alg, param_space, number of points known in advance: seeds, or the whole grid)."""
     from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
@@ -129,7 +130,8 @@ def build_searcher(name: str, space: Space, models: tuple[str, ...], *, metric: 
             for k in c:
                 ps.setdefault(k, None)
         return alg, ps, len(seeds)
-    pts = [c for c, _, _ in seeds] + grid_points(space, models)
+    limit = None if num_samples is None else max(0, num_samples - len(seeds))
+    pts = [c for c, _, _ in seeds] + grid_points(space, models, limit)
     alg = BasicVariantGenerator(points_to_evaluate=pts, max_concurrent=max_concurrent)
     return alg, preset_space(pts), len(pts)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+from typing import Any, Iterator
 
 from spaces.base import Param, Space
 
@@ -146,12 +146,12 @@ def tune_param_space(space: Space, models: tuple[str, ...]) -> dict[str, Any]:
     return ps
 
 
-def grid_points(space: Space, models: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Every combination of the grid values of the parameters that apply, model by model.
+def iter_grid(space: Space, models: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """Every combination of the grid values of the parameters that apply, model by model, lazily (a paper's grid
+    can hold millions of points; a sweep takes as many as it has samples).
 
     Conditions on ``model`` are exact; a condition on another parameter is checked on each combination.
     """
-    points = []
     for m in models:
         base = space.base_config(m)
         applicable = [p for p in space.params if set(p.when) <= {"model"} and p.applies(base)]
@@ -160,8 +160,11 @@ def grid_points(space: Space, models: tuple[str, ...]) -> list[dict[str, Any]]:
             cfg = {**base, **{p.config_key: v for p, v in zip(applicable, combo)}}
             extra = [p for p in dependent if p.applies(cfg)]
             for combo2 in itertools.product(*(p.grid_values() for p in extra)):
-                points.append({**cfg, **{p.config_key: v for p, v in zip(extra, combo2)}})
-    return points
+                yield {**cfg, **{p.config_key: v for p, v in zip(extra, combo2)}}
+
+
+def grid_points(space: Space, models: tuple[str, ...], limit: int | None = None) -> list[dict[str, Any]]:
+    return list(itertools.islice(iter_grid(space, models), limit))
 
 
 def seed_configs(space: Space, models: tuple[str, ...]) -> list[tuple[dict[str, Any], str, str]]:

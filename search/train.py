@@ -186,6 +186,16 @@ class Trainer:
         return {test_key(k): v for k, v in self.evaluate("test").items()}
 
     # ---- checkpoints -----------------------------------------------------------------------------------------
+    def _reapply_group_settings(self) -> None:
+        from rnns.optim import group_settings
+
+        o = self.split.optim_opts
+        for g in self.optimizer.param_groups:
+            g.update(group_settings(g["tag"], lr=o.get("lr", 1e-3), lr_orth=o.get("lr_orth"),
+                                    weight_decay=o.get("weight_decay", 0.0), Tdecay=o.get("Tdecay", 0.0),
+                                    lr_factor=o.get("lr_factor", 1.0)))
+            g["initial_lr"] = g["lr"]  # a schedule multiplies the new base rate from here on
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "config": self.config, "epoch": self.epoch, "model": self.model.state_dict(),
@@ -195,14 +205,18 @@ class Trainer:
             "python_rng": list(random.getstate()[1]),
         }
 
-    def load_state_dict(self, sd: dict[str, Any]) -> None:
+    def load_state_dict(self, sd: dict[str, Any], mutable: tuple[str, ...] = ()) -> None:
+        """Restore a checkpoint of this configuration. ``mutable`` keys may differ (PBT continues another trial's
+        weights with mutated hyperparameters); the optimiser then takes this configuration's rates."""
         mine = {k: v for k, v in self.config.items() if v is not None}
         theirs = {k: v for k, v in sd.get("config", {}).items() if v is not None}
-        if mine != theirs:
-            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        if [k for k in diff if k not in mutable]:
             raise ConfigError(f"checkpoint belongs to another configuration (differs in: {', '.join(diff)})")
         self.model.load_state_dict(sd["model"])
         self.optimizer.load_state_dict(sd["optimizer"])
+        if diff:
+            self._reapply_group_settings()
         if self.scheduler is not None and sd.get("scheduler") is not None:
             self.scheduler.load_state_dict(sd["scheduler"])
         self.epoch = int(sd["epoch"])

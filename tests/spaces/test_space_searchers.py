@@ -75,7 +75,7 @@ def _samples(space, searcher):
         return _optuna_samples(space, optuna.samplers.CmaEsSampler(seed=0, warn_independent_sampling=False))
     if searcher == "random":
         return _random_samples(space)
-    return grid_points(space, tuple(space.models))[:N]
+    return grid_points(space, tuple(space.models), N)
 
 
 def _check_conditions(space, cfg):
