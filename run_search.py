@@ -99,10 +99,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list tasks")
 
     sv = sub.add_parser("server", help="start an MLflow tracking server (database backend, 127.0.0.1 by default)")
-    try:
-        from search.mlflow_server import add_arguments
-    except ImportError:  # TEMP while the server module is written
-        add_arguments = lambda _p: None  # noqa: E731
+    from search.mlflow_server import add_arguments
+
     add_arguments(sv)
 
     d = sub.add_parser("data", help="list each task's files, verify checksums, prepare caches")
@@ -135,10 +133,12 @@ def cmd_sweep(a) -> int:
         c = tracking.client(summary["uri"])
         print(results.best_table(c, summary["task"]))
     uri = resolve_uri(a.mlflow_uri)
-    store = f"--backend-store-uri {uri}" if uri.startswith("sqlite") else ""
-    ui = "open " + uri if uri.startswith("http") else f"mlflow ui {store} --host 127.0.0.1 --port 5000"
-    print(f"\nMLflow: {ui}\n  then http://127.0.0.1:5000/#/experiments/{summary['experiment_id']}/runs/"
-          f"{summary['parent_run_id']} (the sweep's parent run; its child runs are the trials)")
+    page = f"#/experiments/{summary['experiment_id']}/runs/{summary['parent_run_id']}"
+    if uri.startswith("http"):
+        print(f"\nMLflow: open {uri.rstrip('/')}/{page} (the sweep's parent run; its child runs are the trials)")
+    else:
+        print(f"\nMLflow: mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
+              f"  then http://127.0.0.1:5000/{page} (the sweep's parent run; its child runs are the trials)")
     return 0
 
 
