@@ -62,10 +62,7 @@ def build_scheduler(name: str, *, metric: str, mode: str, max_t: int, grace_peri
 
         from ray import tune
 
-        mutations = {}
-        for p in (space.params if space else ()):
-            if p.kind == "loguniform" and not p.when:
-                mutations[p.name] = tune.loguniform(p.low, p.high)
+        mutations = {k: tune.loguniform(*bounds) for k, bounds in pbt_bounds(space).items()}
         if not mutations:
             raise ConfigError("pbt needs at least one unconditional log-uniform parameter (such as lr) to mutate")
         _random.seed(seed)
@@ -102,6 +99,16 @@ def _fidelity_optuna_class():
     return FidelityOptunaSearch
 
 
+def pbt_bounds(space: Space | None) -> dict[str, tuple[float, float]]:
+    """The parameters PBT mutates: the space's unconditional log-uniform ones (learning rates, decays)."""
+    return {p.config_key: (p.low, p.high) for p in (space.params if space else ())
+            if p.kind == "loguniform" and not p.when}
+
+
+def pbt_mutable(space: Space) -> tuple[str, ...]:
+    return tuple(pbt_bounds(space))
+
+
 def build_searcher(name: str, space: Space, models: tuple[str, ...], *, metric: str, mode: str, seed: int,
                    full_budget: int, max_concurrent: int, include_seeds: bool = True,
                    num_samples: int | None = None) -> tuple[Any, dict, int]:
@@ -123,17 +130,37 @@ def build_searcher(name: str, space: Space, models: tuple[str, ...], *, metric: 
         points = pairs
         return ConcurrencyLimiter(alg, max_concurrent=max_concurrent), {}, len(points)
     if name == "random":
-        alg = BasicVariantGenerator(points_to_evaluate=[c for c, _, _ in seeds] or None, random_state=seed,
-                                    max_concurrent=max_concurrent)
-        ps = tune_param_space(space, models)
-        for c, _, _ in seeds:  # preset points may carry settings the space samples nowhere (a paper's budget)
-            for k in c:
-                ps.setdefault(k, None)
-        return alg, ps, len(seeds)
+        # Tune's own random sampler draws the configurations (conditional parameters through sample_from); they
+        # run as preset points after the seed points, because Tune cannot mix presets with sample_from domains
+        pts = [c for c, _, _ in seeds] + random_points(space, models, max(0, (num_samples or 1) - len(seeds)), seed)
+        alg = BasicVariantGenerator(points_to_evaluate=pts, max_concurrent=max_concurrent)
+        return alg, preset_space(pts), len(pts)
     limit = None if num_samples is None else max(0, num_samples - len(seeds))
     pts = [c for c, _, _ in seeds] + grid_points(space, models, limit)
     alg = BasicVariantGenerator(points_to_evaluate=pts, max_concurrent=max_concurrent)
     return alg, preset_space(pts), len(pts)
+
+
+def random_points(space: Space, models: tuple[str, ...], n: int, seed: int) -> list[dict]:
+    """``n`` configurations drawn by Ray Tune's variant generator from the space's Tune domains."""
+    import random as _random
+
+    import numpy as np
+    from ray.tune.search.variant_generator import generate_variants
+
+    ps = tune_param_space(space, models)
+    state = np.random.get_state(), _random.getstate()
+    np.random.seed(seed % (2**32))  # sample_from bodies draw from numpy's global generator
+    _random.seed(seed)
+    try:
+        out = []
+        while len(out) < n:
+            for _, spec in generate_variants({"config": ps}, random_state=np.random.RandomState(seed + len(out))):
+                out.append({k: v for k, v in spec["config"].items() if v is not None})
+        return out[:n]
+    finally:
+        np.random.set_state(state[0])
+        _random.setstate(state[1])
 
 
 def preset_space(points: list[dict]) -> dict:

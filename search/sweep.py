@@ -25,7 +25,7 @@ from typing import Any
 from rnns.errors import ConfigError
 
 from . import tracking as T
-from .algorithms import SCHEDULERS, SEARCHERS, build_scheduler, build_searcher, preset_space
+from .algorithms import SCHEDULERS, SEARCHERS, build_scheduler, build_searcher, pbt_mutable, preset_space
 from .config import known_keys
 from .space_adapter import rename_map
 from .train import DIVERGED, val_key
@@ -134,6 +134,23 @@ def sweep_space(space, budget: int, overrides: dict[str, Any], seed: int):
     return s
 
 
+def resolve_storage(storage: str | None) -> str:
+    """A local path (made absolute: Tune refuses relative ones) or an object-store URI such as s3://bucket/path."""
+    raw = storage or "rnnsweep_results"
+    if "://" in raw and not raw.startswith("file://"):
+        return raw.rstrip("/")
+    return str(Path(raw.removeprefix("file://")).expanduser().resolve())
+
+
+def _sweep_exists(storage: str, name: str) -> bool:
+    if "://" not in storage:
+        return Path(storage, name).exists()
+    import pyarrow.fs
+
+    fs, path = pyarrow.fs.FileSystem.from_uri(f"{storage}/{name}")
+    return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+
+
 def check_address(address: str, timeout: float = 5.0) -> None:
     """Fail in seconds, not minutes, when nothing listens at a Ray address (``ray.init`` retries for long)."""
     import socket
@@ -177,9 +194,31 @@ def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     for k, v in LOOPBACK_ENV.items():
         os.environ.setdefault(k, v)
-    ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, logging_level="WARNING",
+    # ERROR: keeps Ray's start-up notices (token authentication is on, which is right) off a one-line error path
+    ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, logging_level="ERROR",
              runtime_env={"env_vars": env}, _node_ip_address="127.0.0.1")
     return True
+
+
+def check_local_storage(storage: str) -> None:
+    """Refuse, before Ray starts, a local --storage that cannot be created or written (URIs: the preflight's job).
+
+    Probes the nearest existing folder with a temporary file, so nothing is left behind; works for root too, for
+    whom permission bits do not stop writes (a path under a regular file, /proc, a read-only mount)."""
+    if "://" in storage and not storage.startswith("file://"):
+        return
+    p = Path(storage[len("file://"):] if storage.startswith("file://") else storage)
+    probe = p
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"cannot use --storage {storage}: {probe} is not a folder; choose a writable --storage")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise ConfigError(f"cannot write to --storage {storage} ({probe}: {e.strerror or e}); choose a writable "
+                          "--storage") from None
 
 
 def _safe_name(s: str) -> str:
@@ -238,33 +277,42 @@ def run_tuner(*, trainable_kw, param_space, search_alg, scheduler, num_samples, 
             run_config=tune.RunConfig(
                 name=name, storage_path=storage, callbacks=callbacks, verbose=exp.verbose,
                 failure_config=tune.FailureConfig(max_failures=exp.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+                # PBT restarts trials from other trials' older checkpoints: keep them all under PBT, else the last
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=None if exp.scheduler == "pbt" else 1)))
     return tuner.fit()
 
 
 def run_sweep(exp: Experiment) -> dict[str, Any]:
     space, models, budget = validate(exp)
-    spec_metric, spec_mode = _task_metric(space)
+    spec_metric, spec_mode = _task_metric(space, exp.data_dir)
     metric = val_key(spec_metric)
     uri = T.resolve_uri(exp.mlflow_uri)
     T.check_reachable(uri)
-    storage = str(Path(exp.storage or "rnnsweep_results").expanduser().resolve())
+    storage = resolve_storage(exp.storage)
     name = _safe_name(exp.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_space = sweep_space(space, budget, exp.overrides, exp.seed)
 
-    if exp.resume and not Path(storage, name).is_dir():
+    if exp.resume and not _sweep_exists(storage, name):
         raise ConfigError(f"no Tune results for sweep {name!r} under {storage}; give the same --storage and --name")
-    if not exp.resume and Path(storage, name).exists():
+    if exp.resume:
+        from ray.tune import Tuner
+
+        if not Tuner.can_restore(os.path.join(storage, name)):
+            # run_tuner would start the sweep afresh in the same folder instead: every trial twice in MLflow
+            raise ConfigError(f"sweep {name!r} under {storage} has no Tune experiment state to resume from (it was "
+                              "stopped before Tune started it); start it again under another --name")
+    if not exp.resume and _sweep_exists(storage, name):
         raise ConfigError(f"sweep {name!r} already exists under {storage}: use --resume, or another --name")
+    check_local_storage(storage)
     started = start_ray(exp.address)  # before any record is written: a bad --address leaves nothing behind
     parent = None
-    c = T.client(uri)
     try:
         from .preflight import run_preflight
 
         # every node: imports, storage, tracking server and GPUs checked before the first trial
         run_preflight(storage=storage, mlflow_uri=uri, gpus_per_trial=exp.gpus_per_trial,
                       cpus_per_trial=exp.cpus_per_trial)
+        c = T.client(uri)  # after the preflight: a refused sweep leaves no new sqlite store behind
         exp_id = T.ensure_experiment(c, space.task, uri)
         parent = _find_sweep_run(c, exp_id, name) if exp.resume else None
         if exp.resume and parent is None:
@@ -284,11 +332,12 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         _tag_data_checksums(c, parent, space, exp)
         rename = rename_map(run_space)
         trainable_kw = dict(data_dir=exp.data_dir, cpus_per_trial=int(max(1, exp.cpus_per_trial)),
-                            gpu_memory_fraction=exp.gpu_memory_fraction, rename=rename)
+                            gpu_memory_fraction=exp.gpu_memory_fraction, rename=rename,
+                            mutable=pbt_mutable(run_space) if exp.scheduler == "pbt" else ())
         include_seeds = True
         search_alg, param_space, n_known = build_searcher(
             exp.searcher, run_space, models, metric=metric, mode=spec_mode, seed=exp.seed, full_budget=budget,
-            max_concurrent=exp.max_concurrent, include_seeds=include_seeds)
+            max_concurrent=exp.max_concurrent, include_seeds=include_seeds, num_samples=exp.num_samples)
         num_samples = exp.num_samples
         if exp.published_only:
             num_samples = n_known if exp.searcher != "grid" else len(
@@ -336,13 +385,13 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             ray.shutdown()
 
 
-def _task_metric(space) -> tuple[str, str]:
+def _task_metric(space, data_dir: str | None = None) -> tuple[str, str]:
     """(metric, mode) of the space's task, from a cheap build (small synthetic sizes where the task has them)."""
     from datasets.base import build_task, get_task
 
     entry = get_task(space.task)
     small = {k: v for k, v in {"n_val": 2, "n_test": 2, "n_train": 2, "updates": 1}.items() if k in entry.defaults}
-    t = build_task(space.task, **{**space.task_options, **small})
+    t = build_task(space.task, data_dir=data_dir, **{**space.task_options, **small})
     return t.spec.metric, t.spec.mode
 
 
@@ -439,15 +488,13 @@ def tag_without_confirmation(c, *, exp_id, parent, space, rows, models, metric_n
 
 
 def _load_trainer_state(row) -> dict | None:
-    import torch
-
-    from .trainable import CKPT_FILE
+    from .trainable import read_checkpoint
 
     ck = row.get("checkpoint")
     if ck is None:
         return None
     with ck.as_directory() as d:
-        return torch.load(Path(d) / CKPT_FILE, map_location="cpu", weights_only=True)
+        return read_checkpoint(d, map_location="cpu")
 
 
 def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_name, mode, val, exp) -> dict:

@@ -7,13 +7,17 @@ metrics, status, budget used); confirmation runs (the top configurations re-run 
 All writes come from the driver through :class:`MlflowTrialCallback` (a Tune callback), in batches, so that trials
 need no MLflow connection and a resumed trial finds its existing run (matched by the Tune trial id) instead of
 opening a second one. A write that fails (tracking server briefly unreachable) is queued and retried on the next
-event and at the end of the sweep; nothing is dropped silently.
+event and at the end of the sweep; nothing is dropped silently. While the server is down, the queue waits without
+blocking Tune: the MLflow client's own retries (about four minutes per request by default) are cut to a few seconds
+for these writes, and the queue is retried only once ``/health`` answers again.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -89,7 +93,9 @@ def ensure_experiment(c, name: str, uri: str) -> str:
             c.restore_experiment(exp.experiment_id)
         return exp.experiment_id
     root = artifact_root(uri)
-    return c.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+    # MLflow 3 opens an experiment on its GenAI overview unless told this is model training (then: the runs table)
+    return c.create_experiment(name, artifact_location=f"{root}/{name}" if root else None,
+                               tags={"mlflow.experimentKind": "custom_model_development"})
 
 
 def _param_str(v: Any) -> str:
@@ -116,6 +122,18 @@ def _is_reported(k: str) -> bool:
     return k.startswith(("val_", "train_", "best_val_", "test_")) or k in ("epoch_seconds", "diverged", "num_params")
 
 
+_OOM = re.compile(r"out of memory|OutOfMemoryError|MemoryError|can't allocate memory|Cannot allocate memory", re.I)
+
+
+def failure_reason(error_text: str) -> tuple[str, str]:
+    """('oom' or 'error', the line that says why) from a failed trial's error text (Tune's error file)."""
+    lines = [ln.strip() for ln in (error_text or "").splitlines() if ln.strip()]
+    oom = [ln for ln in lines if _OOM.search(ln)]
+    if oom:
+        return "oom", oom[-1][:500]
+    return "error", (lines[-1] if lines else "unknown error")[:500]
+
+
 def trial_status(result: dict[str, Any] | None, full_budget: int, error: bool) -> str:
     if error:
         return STATUS_FAILED
@@ -126,34 +144,84 @@ def trial_status(result: dict[str, Any] | None, full_budget: int, error: bool) -
     return STATUS_STOPPED
 
 
+# the MLflow client's HTTP settings while the queue writes (its defaults retry one request for about four minutes)
+QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+              "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+RETRY_ENV = "RNNSWEEP_MLFLOW_RETRY_S"  # how long the end of a sweep waits for the tracking server (default 300 s)
+# the store's answers that no retry changes (it refuses the write itself): reported and skipped, so that one refused
+# write does not hold up every write queued behind it
+PERMANENT_ERRORS = ("INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST",
+                    "INVALID_STATE")
+
+
+@contextlib.contextmanager
+def _quick_http():
+    """QUICK_HTTP for the duration (a setting the user made in the environment is kept)."""
+    added = [k for k in QUICK_HTTP if k not in os.environ]
+    os.environ.update({k: QUICK_HTTP[k] for k in added})
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
 class RunWriter:
     """Queued MLflow writes: a failed write is retried later, in order, instead of being lost."""
 
-    def __init__(self, uri: str, retry_seconds: float = 60.0):
+    def __init__(self, uri: str, retry_seconds: float | None = None):
         self.uri = uri
         self.c = client(uri)
         self.pending: list[Callable[[], None]] = []
-        self.retry_seconds = retry_seconds
+        # at least as long as the MLflow client's own retries of one request: the sweep's later writes (the parent
+        # run, the best runs) go through those, and must not succeed while queued trial results were given up
+        self.retry_seconds = float(os.environ.get(RETRY_ENV, 300.0)) if retry_seconds is None else retry_seconds
         self.warned = False
+        self.down = False  # the last write failed: retry only once the server answers again
 
     def do(self, op: Callable[[], None]) -> None:
         self.pending.append(op)
         self.flush()
 
+    def _answers(self) -> bool:
+        if not self.uri.startswith(("http://", "https://")):
+            return True
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.uri.rstrip("/") + "/health", timeout=2.0) as r:
+                return r.status == 200
+        except Exception:  # noqa: BLE001 - any failure means: not yet
+            return False
+
     def flush(self, wait: float = 0.0) -> bool:
         deadline = time.monotonic() + wait
         while self.pending:
+            if self.down and not self._answers():
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(1.0)
+                continue
             try:
-                self.pending[0]()
+                with _quick_http():
+                    self.pending[0]()
                 self.pending.pop(0)
+                self.down = False
             except Exception as e:  # noqa: BLE001 - the store may be briefly unreachable; keep the op
+                if getattr(e, "error_code", None) in PERMANENT_ERRORS:
+                    print(f"[rnnsweep] MLflow refused a write, skipped ({e.error_code}: {str(e)[:200]})", flush=True)
+                    self.pending.pop(0)
+                    continue
+                self.down = True
                 if not self.warned:
                     print(f"[rnnsweep] MLflow write failed ({type(e).__name__}: {str(e)[:120]}); "
-                          f"{len(self.pending)} write(s) queued for retry")
+                          f"{len(self.pending)} write(s) queued for retry", flush=True)
                     self.warned = True
                 if time.monotonic() >= deadline:
                     return False
                 time.sleep(1.0)
+        if self.warned:
+            print("[rnnsweep] MLflow reachable again: the queued writes are made", flush=True)
         self.warned = False
         return True
 
@@ -192,6 +260,10 @@ class MlflowTrialCallback(Callback):
                               max_results=1)
         if found:
             run_id = found[0].info.run_id
+            if not found[0].data.params:  # created by a write whose parameters then failed (retried op)
+                from .space_adapter import to_config
+
+                log_params(c, run_id, to_config(dict(trial.config), self.rename))
             hist = c.get_metric_history(run_id, "epoch")
             self.last_step[tid] = max((int(m.value) for m in hist), default=0)
             if found[0].info.status != "RUNNING":
@@ -216,35 +288,44 @@ class MlflowTrialCallback(Callback):
         from mlflow.entities import Metric
 
         step = int(result.get("epoch", 0))
+        ts = int(time.time() * 1000)  # fixed when the result arrives: a retried write repeats identical values
 
         def op():
             run_id = self._run_for(trial)
             if step <= self.last_step.get(trial.trial_id, 0):
                 return  # already recorded: a trial resumed from a checkpoint repeats no epoch in MLflow
-            ts = int(time.time() * 1000)
+            if result.get("diverged"):  # before the metrics: the step is marked done only when all is written
+                self.w.c.set_tag(run_id, TAG + "diverged_reason", str(result.get("diverged_reason", ""))[:500])
             ms = [Metric(k, v, ts, step) for k, v in numeric_metrics(result, _is_reported).items()]
             ms.append(Metric("epoch", float(step), ts, step))
             self.w.c.log_batch(run_id, metrics=ms)
             self.last_step[trial.trial_id] = step
-            if result.get("diverged"):
-                self.w.c.set_tag(run_id, TAG + "diverged_reason", str(result.get("diverged_reason", ""))[:500])
 
         self.w.do(op)
 
     def _finish(self, trial, error: bool):
         result = trial.last_result or {}
         status = trial_status(result, self.full_budget, error)
+        ts = int(time.time() * 1000)
+        text = ""
+        if error and getattr(trial, "error_file", None):
+            try:
+                text = Path(trial.error_file).read_text()
+            except OSError:
+                pass
 
         def op():
             run_id = self._run_for(trial)
             c = self.w.c
             c.set_tag(run_id, STATUS, status)
-            c.log_metric(run_id, "budget_used", float(result.get("epoch", 0) or 0))
-            if error and getattr(trial, "error_file", None):
-                try:
-                    c.set_tag(run_id, TAG + "error", Path(trial.error_file).read_text()[-2000:])
-                except OSError:
-                    pass
+            c.log_metric(run_id, "budget_used", float(result.get("epoch", 0) or 0), timestamp=ts)
+            if error:
+                # why it failed, in one line: 'oom' (out of memory: host or GPU) or 'error' (anything else)
+                kind, reason = failure_reason(text)
+                c.set_tag(run_id, TAG + "failure", kind)
+                c.set_tag(run_id, TAG + "failure_reason", reason)
+                if text:
+                    c.set_tag(run_id, TAG + "error", text[-2000:])
             c.set_terminated(run_id, "FAILED" if status == STATUS_FAILED else "FINISHED")
 
         self.w.do(op)
@@ -256,6 +337,9 @@ class MlflowTrialCallback(Callback):
         self._finish(trial, error=True)
 
     def on_experiment_end(self, trials, **info):
+        if self.w.pending and not self.w.flush():
+            print(f"[rnnsweep] waiting up to {self.w.retry_seconds:g} s for MLflow ({self.uri}) to write "
+                  f"{len(self.w.pending)} queued write(s) (${RETRY_ENV})", flush=True)
         if not self.w.flush(wait=self.w.retry_seconds):
             print(f"[rnnsweep] {len(self.w.pending)} MLflow write(s) could not be made; the trial results stay "
                   "in the Tune results folder")
