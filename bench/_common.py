@@ -82,9 +82,10 @@ def write_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> Path:
     text = path.read_text() if path.exists() else HEADER
     begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     sections: dict[str, str] = {}
-    for m in re.finditer(r"<!-- bench:([\w-]+) -->\n(.*?)<!-- /bench:\1 -->\n?", text, re.S):
+    for m in re.finditer(r"^<!-- bench:([\w-]+) -->\n(.*?)^<!-- /bench:\1 -->\n?", text, re.S | re.M):
         sections[m.group(1)] = m.group(2)
-    head = text.split("<!-- bench:", 1)[0].rstrip() + "\n"
+    first = re.search(r"^<!-- bench:[\w-]+ -->$", text, re.M)  # a marker on its own line (the header may quote one)
+    head = (text[:first.start()] if first else text).rstrip() + "\n"
     sections[name] = body.rstrip() + "\n"
     names = [n for n in ORDER if n in sections] + sorted(n for n in sections if n not in ORDER)
     out = head + "".join(f"\n<!-- bench:{n} -->\n{sections[n]}<!-- /bench:{n} -->\n" for n in names)

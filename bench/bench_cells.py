@@ -201,6 +201,11 @@ def render(results, device, args) -> str:
             "launch latency (about 5-10 us per kernel) and cuDNN's fused persistent kernels change the ratios "
             "completely. The sizes are reduced from the issue's GPU sizes (B100 T784 H512 and B32 T1024 H256, "
             "`--full`) because on this CPU those take minutes per cell and round.\n")
+        lines.append(
+            "Peak memory (`torch.cuda.max_memory_allocated`) is measured on CUDA only: **not measured here**. The "
+            "'saved activations' column is measured, not estimated: the bytes of the tensors autograd saves for the "
+            "backward pass (`torch.autograd.graph.saved_tensors_hooks`, each storage once, inputs and parameters "
+            "excluded).\n")
     for res in results:
         B, T, H, D = res["point"]
         cells_ = res["cells"]

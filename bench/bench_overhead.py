@@ -217,7 +217,8 @@ def render(rows, updates, cfg, args) -> str:
           f"{med('sweep', 'cmd') - med('plain', 'cmd'):+.1f} s"],
          ["final validation loss (same config and seed)", f"{med('plain', 'val'):.4f}", f"{med('sweep', 'val'):.4f}",
           ""]])
-    ok = aov <= TARGET
+    ok_wall, ok_work = ov <= TARGET, max(aov, cov) <= TARGET
+    epochs_slower = med("sweep", "epochs") / med("plain", "epochs") - 1
     lines = [
         "## Overhead of Tune + MLflow\n",
         f"Measured {stamp()} with `{command_line()}`  ",
@@ -229,14 +230,20 @@ def render(rows, updates, cfg, args) -> str:
         f"RAY_USAGE_STATS_ENABLED=0, MLFLOW_DISABLE_TELEMETRY=true. Medians of {len(rows)} interleaved pairs, each "
         "run a fresh process.\n",
         table,
-        f"\nTarget: trial overhead <= {100 * TARGET:.0f}% for a ~30 s trial: **{'met' if ok else 'missed'}**, judged "
-        f"on the time the trial spends outside its epochs: {100 * aov:+.1f}% of the plain training time"
-        + ("" if ok else f", {100 * (aov - TARGET):.1f} points over") + ". The direct comparison of the two "
-        f"training times ({100 * ov:+.1f}% wall, {100 * cov:+.1f}% CPU, medians; per pair "
-        f"{', '.join(f'{100 * x:+.1f}%' for x in ratios)}) agrees within its noise, which on this shared 2-core "
-        "machine is larger than the 5% being tested: each epoch's own time varies by more than that between runs.",
+        f"\nTarget: trial overhead <= {100 * TARGET:.0f}% for a ~30 s trial.",
+        f"- Wall time of the training, directly compared: {100 * ov:+.1f}% (median; per pair "
+        f"{', '.join(f'{100 * x:+.1f}%' for x in ratios)}): **{'met' if ok_wall else 'missed'}**"
+        + ("" if ok_wall else f", by {100 * (ov - TARGET):.1f} points") + ".",
+        f"- Work the trial adds: CPU time of the training process {100 * cov:+.1f}%, time outside the epochs "
+        f"(checkpoint + report per epoch) {100 * aov:+.1f}% of the plain training time: "
+        f"**{'met' if ok_work else 'missed'}**.",
+        f"- The epochs themselves ran {100 * epochs_slower:+.1f}% slower (wall) inside the trial than in the plain "
+        f"process (CPU time of the whole process {100 * cov:+.1f}%): the trial shares the 2 cores with the Ray driver (Tune's event "
+        "loop, the MLflow callback), the raylet and the GCS, and with the other jobs on this machine. That, and "
+        "the pair-to-pair spread, is what a wall-time miss here is made of; on a machine with a core to spare for "
+        "Ray's own processes the wall overhead approaches the added work.",
         "\nWhat limits these numbers: inside the trial, Tune adds a checkpoint (torch.save of model, optimiser and "
-        "best weights) and a report per epoch, and the driver logs each epoch to MLflow in another process; on 2 "
+        "best weights, and its sha256) and a report per epoch, and the driver logs each epoch to MLflow in another process; on 2 "
         "shared cores the driver, Ray's raylet/GCS and the trial compete for CPU, so the wall-time overhead here is "
         "an upper bound on what a machine with a free core per process sees. The fixed cost before the first step "
         "(Python and torch import, Ray start-up, MLflow schema creation in a new sqlite store, preflight on every node, "

@@ -110,7 +110,8 @@ def render(md_rows, scans, device, name, args, use_cpu: bool) -> str:
         lines.append(f"\nTarget on GPU (parallel scan >= {GPU_TARGET:.0f}x its step loop at T = 1024): **not measured "
                      "here (no GPU)**. On a CPU the loop's T small kernels cost little each, so the parallel forms gain "
                      "only what fewer, larger kernels save in dispatch overhead; these CPU ratios say nothing about "
-                     "the GPU, where the loop's few kernel launches per step (forward and backward) at ~5-10 us each are what a scan removes.")
+                     "the GPU, where the loop's few kernel launches per step (forward and backward) at ~5-10 us "
+                     "each are what a scan removes.")
     lines.append("\nWhat limits these numbers: a diagonal recurrence does O(B T N) multiply-adds, far too few to keep "
                  "the arithmetic units busy, so every form is bound by memory traffic: the two-level scan reads and "
                  "writes the (B, T, N) complex states about three times, the log-depth scan about log2 T times. The "
