@@ -132,7 +132,8 @@ def build_searcher(name: str, space: Space, models: tuple[str, ...], *, metric: 
     if name == "random":
         # Tune's own random sampler draws the configurations (conditional parameters through sample_from); they
         # run as preset points after the seed points, because Tune cannot mix presets with sample_from domains
-        pts = [c for c, _, _ in seeds] + random_points(space, models, max(0, (num_samples or 1) - len(seeds)), seed)
+        n = num_samples or 1
+        pts = ([c for c, _, _ in seeds] + random_points(space, models, max(0, n - len(seeds)), seed))[:n]
         alg = BasicVariantGenerator(points_to_evaluate=pts, max_concurrent=max_concurrent)
         return alg, preset_space(pts), len(pts)
     limit = None if num_samples is None else max(0, num_samples - len(seeds))

@@ -296,7 +296,9 @@ class MlflowTrialCallback(Callback):
                 return  # already recorded: a trial resumed from a checkpoint repeats no epoch in MLflow
             if result.get("diverged"):  # before the metrics: the step is marked done only when all is written
                 self.w.c.set_tag(run_id, TAG + "diverged_reason", str(result.get("diverged_reason", ""))[:500])
-            ms = [Metric(k, v, ts, step) for k, v in numeric_metrics(result, _is_reported).items()]
+            # a diverged report carries a placeholder worst value for the schedulers, not a measured metric
+            keep = (lambda k: k == "diverged") if result.get("diverged") else _is_reported
+            ms = [Metric(k, v, ts, step) for k, v in numeric_metrics(result, keep).items()]
             ms.append(Metric("epoch", float(step), ts, step))
             self.w.c.log_batch(run_id, metrics=ms)
             self.last_step[trial.trial_id] = step

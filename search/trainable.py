@@ -17,6 +17,7 @@ import torch
 from .train import DIVERGED, DIVERGED_REASON, Diverged, Trainer, val_key
 
 CKPT_FILE = "trainer.pt"
+WORST = 1e30  # the selection metric a diverged trial reports
 DIGEST_FILE = CKPT_FILE + ".sha256"  # written beside the checkpoint; a damaged or truncated file never loads
 
 
@@ -113,7 +114,8 @@ def train_trial(config: dict[str, Any], *, data_dir: str | None = None, device: 
             metrics = trainer.run_epoch()
         except Diverged as e:
             spec = trainer.task.spec
-            worst = float("-inf") if spec.mode == "max" else float("inf")
+            # finite: ASHA's rung cutoff is a percentile, which ±inf values turn into NaN (and then it stops nothing)
+            worst = -WORST if spec.mode == "max" else WORST
             # the selection metric is reported (at its worst value) so that schedulers can rank the trial
             tune.report({DIVERGED: 1, DIVERGED_REASON: str(e), "epoch": trainer.epoch + 1,
                          val_key(spec.metric): worst, f"best_val_{spec.metric}": worst})
