@@ -8,7 +8,7 @@ baseline time / cell time, and the table gives the median over rounds. The LRU a
 with ``scan="loop"`` (the step-by-step recurrence), so their parallel-scan speed-up appears beside the rest.
 
     PYTHONPATH=. python bench/bench_cells.py                  # CPU sizes: B16 T128 H128 and B8 T512 H64
-    PYTHONPATH=. python bench/bench_cells.py --full           # the GPU sizes of the issue: B100 T784 H512, B32 T1024 H256
+    PYTHONPATH=. python bench/bench_cells.py --full           # the issue's GPU sizes: B100 T784 H512, B32 T1024 H256
     PYTHONPATH=. python bench/bench_cells.py --points 16x128x128 32x64x256x1 --repeats 7 --cells lstm,gru,lru
 
 ``--points`` are BxTxH or BxTxHxD. ``--full`` runs the issue's GPU sizes (far too slow on a 2-core CPU: minutes
@@ -41,7 +41,6 @@ GPU_POINTS = ("100x784x512", "32x1024x256")
 BASELINE = "nn.LSTM"
 # variants timed besides the registry's defaults: (row label, registry name, options)
 LOOP_VARIANTS = (("lru[scan=loop]", "lru", {"scan": "loop"}), ("diag_rnn[scan=loop]", "diag_rnn", {"scan": "loop"}))
-# options a cell needs at a given T (stair cells with a learned per-step rho take seq_len; the defaults do not)
 GPU_TARGET_RATIO = 0.5  # custom cells vs cuDNN LSTM
 GPU_TARGET_SCAN = 10.0  # parallel scan vs its step loop at T = 1024
 
@@ -236,7 +235,8 @@ def render(results, device, args) -> str:
         tgt = []
         for res in results:
             B, T, H, D = res["point"]
-            slow = [k for k, c in res["cells"].items() if k != BASELINE and "[" not in k and c["ratio"] < GPU_TARGET_RATIO]
+            slow = [k for k, c in res["cells"].items()
+                    if k != BASELINE and "[" not in k and c["ratio"] < GPU_TARGET_RATIO]
             tgt.append(f"- B{B} T{T} H{H}: cells below {GPU_TARGET_RATIO}x cuDNN LSTM: "
                        + (", ".join(f"`{k}` ({res['cells'][k]['ratio']:.2f}x)" for k in slow) or "none"))
             for k in ("lru", "diag_rnn"):

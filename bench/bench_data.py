@@ -115,7 +115,8 @@ def main() -> None:
             f"Machine: {machine(str(device))}  ",
             f"Loader: sequences per second of `task.batches('train')` over up to {a.batches} batches (each batch "
             f"touched). Model: sequences per second one training step of an LSTM-128 consumes (forward, backward, "
-            f"Adam step; {a.steps} steps after 2 warm-up steps). Ratio = loader / model: above 1 the loader keeps up.\n",
+            f"Adam step; {a.steps} steps after 2 warm-up steps). Ratio = loader / model: above 1 the loader keeps "
+            "up.\n",
             md_table(["task", "build s", "batch (x shape)", "loader seq/s", "LSTM-128 step seq/s", "loader / model"],
                      rows),
             "\nWhat limits these numbers: the datasets are tensors already on the training device, so a batch is an "

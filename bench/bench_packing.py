@@ -131,7 +131,8 @@ def main() -> None:
                              f"memory cap per trial: {'1/k' if args.memory_cap else 'none'}.\n", note, table,
                              "\nWhat limits these numbers: packed trials share the GPU's streaming multiprocessors "
                              "by time-slicing between processes (no MPS), so packing helps only while one trial "
-                             "leaves it idle; memory (each process also holds a CUDA context of ~0.5 GiB) bounds k."]) + "\n"
+                             "leaves it idle; memory (each process also holds a CUDA context of ~0.5 GiB) "
+                             "bounds k."]) + "\n"
     print(text)
     if not args.no_write:
         print(f"wrote section 'packing' of {write_section('packing', text)}", file=sys.stderr)

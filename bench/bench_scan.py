@@ -108,7 +108,8 @@ def render(md_rows, scans, device, name, args, use_cpu: bool) -> str:
                      "rows above).")
     else:
         lines.append(f"\nTarget on GPU (parallel scan >= {GPU_TARGET:.0f}x its step loop at T = 1024): **not measured "
-                     "here (no GPU)**. On a CPU the loop's T small kernels cost little each, so the parallel forms gain "
+                     "here (no GPU)**. On a CPU the loop's T small kernels cost little each, so the parallel forms "
+                     "gain "
                      "only what fewer, larger kernels save in dispatch overhead; these CPU ratios say nothing about "
                      "the GPU, where the loop's few kernel launches per step (forward and backward) at ~5-10 us "
                      "each are what a scan removes.")
