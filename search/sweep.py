@@ -27,7 +27,7 @@ from rnns.errors import ConfigError
 from . import tracking as T
 from .algorithms import SCHEDULERS, SEARCHERS, build_scheduler, build_searcher, pbt_mutable, preset_space
 from .config import known_keys
-from .space_adapter import rename_map
+from .space_adapter import rename_map, seed_configs
 from .train import DIVERGED, val_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -334,16 +334,13 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         trainable_kw = dict(data_dir=exp.data_dir, cpus_per_trial=int(max(1, exp.cpus_per_trial)),
                             gpu_memory_fraction=exp.gpu_memory_fraction, rename=rename,
                             mutable=pbt_mutable(run_space) if exp.scheduler == "pbt" else ())
-        include_seeds = True
+        # --published-only: exactly the seed points, which every searcher runs first
+        num_samples = len(seed_configs(run_space, models)) if exp.published_only else exp.num_samples
         search_alg, param_space, n_known = build_searcher(
             exp.searcher, run_space, models, metric=metric, mode=spec_mode, seed=exp.seed, full_budget=budget,
-            max_concurrent=exp.max_concurrent, include_seeds=include_seeds, num_samples=exp.num_samples)
-        num_samples = exp.num_samples
-        if exp.published_only:
-            num_samples = n_known if exp.searcher != "grid" else len(
-                [1 for sp in run_space.seeds if sp.config.get("model", models[0]) in models])
+            max_concurrent=exp.max_concurrent, num_samples=num_samples)
         if exp.searcher == "grid":
-            num_samples = min(num_samples, n_known) if not exp.published_only else num_samples
+            num_samples = min(num_samples, n_known)
         scheduler = build_scheduler(exp.scheduler, metric=metric, mode=spec_mode, max_t=budget,
                                     grace_period=exp.grace_period, reduction_factor=exp.reduction_factor,
                                     space=run_space, seed=exp.seed)
@@ -450,10 +447,9 @@ def confirm_and_tag(c, *, uri, exp_id, parent, name, storage, space, rows, model
                                full_budget=budget, kind="confirm")
     from ray.tune.schedulers import FIFOScheduler
 
-    confirm_exp = Experiment(**{**asdict(exp), "resume": exp.resume})
     results = run_tuner(trainable_kw=trainable_kw, param_space=preset_space(points),
                         search_alg=BasicVariantGenerator(points_to_evaluate=points, max_concurrent=exp.max_concurrent),
-                        scheduler=FIFOScheduler(), num_samples=len(points), exp=confirm_exp, name=name + "-confirm",
+                        scheduler=FIFOScheduler(), num_samples=len(points), exp=exp, name=name + "-confirm",
                         storage=storage, callbacks=[cb], metric=metric, mode=mode)
     crow = _result_rows(results)
     best: dict[str, Any] = {}
