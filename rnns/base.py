@@ -52,3 +52,11 @@ def detach_state(h: State) -> State:
     if isinstance(h, torch.Tensor):
         return h.detach()
     return type(h)(detach_state(v) for v in h)
+
+
+def use_reference() -> bool:
+    """True when ``RNNSWEEP_REFERENCE_CELLS=1``: cells run their slow reference path (a plain step loop with
+    autograd) instead of their fast path. Tests and ``bench/bench_cells.py`` use it to compare the two."""
+    import os
+
+    return os.environ.get("RNNSWEEP_REFERENCE_CELLS", "") not in ("", "0")
