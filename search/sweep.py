@@ -68,6 +68,11 @@ class Experiment:
     max_failures: int = 2
     overrides: dict[str, Any] = field(default_factory=dict)
     verbose: int = 1
+    # one worker process trains trial after trial (Tune resets it with the next config): a fresh process costs
+    # about 8 CPU-s of imports and set-up against about 1 CPU-s of training for a demo trial (BENCHMARKS.md).
+    # Results are unchanged: every trial seeds all generators when it builds its Trainer
+    # (tests/search/test_schedulers.py::test_reused_actors_give_identical_results).
+    reuse_actors: bool = True
 
 
 def load_space(name: str):
@@ -272,7 +277,7 @@ def run_tuner(*, trainable_kw, param_space, search_alg, scheduler, num_samples, 
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(metric=metric, mode=mode, search_alg=search_alg, scheduler=scheduler,
                                         num_samples=num_samples,
-                                        reuse_actors=False, trial_dirname_creator=lambda t: t.trial_id,
+                                        reuse_actors=exp.reuse_actors, trial_dirname_creator=lambda t: t.trial_id,
                                         trial_name_creator=lambda t: f"{t.config.get('model', 'trial')}_{t.trial_id}"),
             run_config=tune.RunConfig(
                 name=name, storage_path=storage, callbacks=callbacks, verbose=exp.verbose,

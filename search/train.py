@@ -69,6 +69,9 @@ class Trainer:
         self.max_loss = float(sc.train_opts.get("max_loss", 1e4))
         # a cap on batches per split and epoch, for smoke runs on real data (0 = the whole split)
         self.max_batches = int(sc.train_opts.get("max_batches", 0) or 0)
+        # updates between reads of the loss on the host (divergence checks): on a GPU the launch queue runs freely
+        # in between; on the CPU reading a value costs nothing, so every update is checked as it happens
+        self.check_every = 1 if self.device.type == "cpu" else 256
         seed_everything(sc.seed)
         self.task = build_task(sc.task, data_dir=data_dir, seed=sc.seed, device=self.device, allow_test=allow_test,
                                **sc.task_opts)
@@ -108,34 +111,54 @@ class Trainer:
 
     # ---- one epoch -------------------------------------------------------------------------------------------
     def train_epoch(self) -> dict[str, float]:
-        """Train one epoch; raises :class:`Diverged` on a non-finite or exploding loss."""
+        """Train one epoch; raises :class:`Diverged` on a non-finite or exploding loss.
+
+        The loss is summed and its running maximum kept on the device and read once, at the end of the epoch
+        (every ``check_every`` updates at most): no host synchronisation per update, which on a GPU stalls the
+        launch queue at every step. The sum is kept in float64 in update order, so the reported training loss is
+        the same number the per-step ``float()`` sum gave. A non-finite or too large loss is still caught, at the
+        next read, and the trial ends as diverged as before (its weights are not used any further).
+        """
         self.model.train()
         spec, obj = self.task.spec, self.task.objective
         state = None
-        total, n = 0.0, 0
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        worst = torch.full((), -math.inf, dtype=torch.float64, device=self.device)
+        n = 0
         for batch in self._batches("train", self.epoch):
-            out, new_state = self.model(batch.x, state)
-            loss = obj.loss(out, batch)
-            extra = self.model.extra_loss()
-            if extra is not None:
-                loss = loss + extra
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise Diverged(f"non-finite training loss ({value}) at epoch {self.epoch + 1}")
-            if value > self.max_loss:
-                raise Diverged(f"training loss {value:.4g} exceeded max_loss {self.max_loss:g} at epoch {self.epoch + 1}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-            self.optimizer.step()
+            try:
+                out, new_state = self.model(batch.x, state)
+                loss = obj.loss(out, batch)
+                extra = self.model.extra_loss()
+                if extra is not None:
+                    loss = loss + extra
+                value = loss.detach().to(torch.float64)
+                total += value
+                worst = torch.maximum(worst, value)  # maximum propagates NaN: one NaN step is never forgotten
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+                self.optimizer.step()
+            except RuntimeError:
+                # a non-finite loss not read yet can make a later op fail (a solve on NaN weights): that is divergence
+                self._check_loss(float(worst))
+                raise
             if self.scheduler is not None:
                 self.scheduler.step()
             state = detach_state(new_state) if spec.stateful else None
-            total += value
             n += 1
+            if n % self.check_every == 0:
+                self._check_loss(float(worst))
+        self._check_loss(float(worst) if n else 0.0)
         self.epoch += 1
-        return {TRAIN_LOSS: total / max(n, 1)}
+        return {TRAIN_LOSS: float(total) / max(n, 1)}
+
+    def _check_loss(self, worst: float) -> None:
+        if not math.isfinite(worst):
+            raise Diverged(f"non-finite training loss ({worst}) at epoch {self.epoch + 1}")
+        if worst > self.max_loss:
+            raise Diverged(f"training loss {worst:.4g} exceeded max_loss {self.max_loss:g} at epoch {self.epoch + 1}")
 
     @torch.no_grad()
     def evaluate(self, split: str = "val") -> dict[str, float]:

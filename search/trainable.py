@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch._dynamo  # noqa: F401 - torch.optim imports it (1.5 s) when the first optimiser is built: pay it when the
+# worker starts, once per reused process, not inside each trial's set-up time
 
 from .train import DIVERGED, DIVERGED_REASON, Diverged, Trainer, val_key
 

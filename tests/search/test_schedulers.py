@@ -52,3 +52,25 @@ def test_scheduler_runs_a_sweep(scheduler, searcher, local_ray, tmp_path):
     if searcher == "grid":
         lrs = [float(r.data.params["lr"]) for r in runs]
         assert 1e-3 in lrs  # the published seed point first, then grid corners of the space
+
+
+def test_reused_actors_give_identical_results(local_ray, tmp_path):
+    """Trials run one after another in one reused worker process report exactly the metrics that fresh processes
+    report for the same configurations (every trial seeds its generators when it builds its Trainer)."""
+    from mlflow.tracking import MlflowClient
+
+    from search.sweep import Experiment, run_sweep
+
+    got = {}
+    for reuse in (False, True):
+        s = run_sweep(Experiment(space="demo/copy", num_samples=3, scheduler="fifo", searcher="random", max_budget=2,
+                                 confirm_top=0, storage=str(tmp_path / f"res{reuse}"),
+                                 mlflow_uri=f"sqlite:///{tmp_path}/m{reuse}.db", name=f"reuse{reuse}",
+                                 overrides=SMALL, verbose=0, max_failures=0, max_concurrent=1, reuse_actors=reuse,
+                                 seed=3))
+        assert s["trials"] == 3
+        c = MlflowClient(f"sqlite:///{tmp_path}/m{reuse}.db")
+        runs = c.search_runs([s["experiment_id"]], filter_string="tags.`rnnsweep.kind` = 'trial'")
+        got[reuse] = sorted((r.data.params["model"], r.data.params["lr"], r.data.metrics["val_loss"]) for r in runs)
+        assert len(got[reuse]) == 3
+    assert got[True] == got[False]

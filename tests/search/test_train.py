@@ -86,3 +86,33 @@ def test_orthogonal_model_groups_reach_the_optimiser():
     assert by_tag["orth"]["lr"] == 1e-4 and by_tag["tdecay"]["weight_decay"] == 1e-5
     assert tr.model.extra_loss() is not None
     tr.train_epoch()
+
+
+def test_loss_read_once_per_epoch_still_catches_divergence_and_sums_exactly():
+    """The GPU path reads the loss on the host only every ``check_every`` updates: a NaN or an exploding loss in
+    between is still caught at the read, and the reported training loss is the per-step float64 sum."""
+    tr = Trainer(CFG, device="cpu")
+    tr.check_every = 10**6  # as on a GPU: one read at the end of the epoch
+    with torch.no_grad():
+        tr.model.decoder.weight.fill_(float("nan"))
+    with pytest.raises(Diverged, match="non-finite"):
+        tr.train_epoch()
+    tr = Trainer({**CFG, "max_loss": 1e-3}, device="cpu")
+    tr.check_every = 10**6
+    with pytest.raises(Diverged, match="exceeded max_loss"):
+        tr.train_epoch()
+    # the reported loss equals the mean of the per-step losses summed on the host in float64, update by update
+    a, b = Trainer(CFG, device="cpu"), Trainer(CFG, device="cpu")
+    b.check_every = 10**6
+    losses = []
+    orig = a.task.objective.loss
+
+    def spy(out, batch):
+        v = orig(out, batch)
+        losses.append(float(v.detach()))
+        return v
+
+    a.task.objective.loss = spy
+    ra = a.train_epoch()
+    rb = b.train_epoch()
+    assert ra["train_loss"] == rb["train_loss"] == sum(losses) / len(losses)
