@@ -21,12 +21,18 @@ budget, or it diverges. Every result is a real one: the suggested configuration 
 config conversion, divergence report, one torch thread per trial); curves and resumable trainer states are cached
 under ``bench/.cache/search`` so that a configuration suggested by two methods (random search draws the same
 configurations with and without ASHA; TPE's first 10 trials are Optuna's seeded random draws) is trained once.
-The simulated clock advances each slot by the CPU seconds the epoch actually took; Ray's per-trial start-up
-(see the overhead section) is not included. A sweep stops when reported validation metrics have reached all the
-targets, or when ``--max-trials`` trials have ended (a censored run, shown as ``>N``).
+The simulated clock is deterministic: one unit per trained epoch, plus ``--startup`` units each time a trial starts
+(a trial's process and Trainer set-up, in epochs of the task: see the overhead section), so a fresh cache, another
+machine or a loaded one give the same table. A target counts as reached only when a trial that the sweep's own
+selection rule could pick reaches it: a trial that trained the full budget without diverging, with its best
+validation metric (``best_val_<metric>``, what ``run_sweep`` ranks) at the target; a trial ASHA stopped never
+counts, however good its early epochs. A sweep stops when all targets are reached, or when ``--max-trials`` trials
+have ended (a censored run, shown as ``>N``). Methods are compared per sweep seed (paired: the same seed gives the
+same first random configurations to every method), with the median of the per-seed ratios and a bootstrap 95%
+interval over seeds beside the ratio of medians; at least 10 seeds by default.
 
-    PYTHONPATH=. python bench/bench_search.py                      # both tasks, 5 sweep seeds, the four methods
-    PYTHONPATH=. python bench/bench_search.py --tasks nnrnn_copy --seeds 0 1 2 3 4 --time-limit 300
+    PYTHONPATH=. python bench/bench_search.py                      # both tasks, 10 sweep seeds, the four methods
+    PYTHONPATH=. python bench/bench_search.py --tasks nnrnn_copy --seeds 0 1 2 3 4 5 6 7 8 9 --time-limit 300
 
 The first run trains (tens of minutes of CPU for both tasks); the cache makes later runs take seconds.
 ``--time-limit`` stops after that many seconds (the cache keeps everything trained so far: run it again to go on);
@@ -207,7 +213,7 @@ def _num(v):
 
 # ---------------------------------------------------------------------------------------------------- one sweep
 def simulate(task: dict, method: str, seed: int, store: CurveStore, *, workers: int, max_trials: int,
-             with_seeds: bool, stop_at_target: bool = True) -> dict:
+             with_seeds: bool, stop_at_target: bool = True, startup: float = 0.5) -> dict:
     """Play one sweep of ``method`` with sweep seed ``seed`` until every target is reached (or ``max_trials`` trials
     have ended). Stopping changes nothing before it, so each target's first hit is what a sweep stopped there sees."""
     from ray.tune.experiment import Experiment as TuneExperiment
@@ -224,6 +230,7 @@ def simulate(task: dict, method: str, seed: int, store: CurveStore, *, workers: 
     models = tuple(run_space.models)
     metric_name, mode = _task_metric(space)
     metric = val_key(metric_name)
+    best_key = f"best_val_{metric_name}"
     sched_name, searcher_name = method.split("+")
     # ASHA picks a bracket with numpy's global generator (one bracket here); seeded so a sweep replays exactly
     np.random.seed(seed)
@@ -273,8 +280,8 @@ def simulate(task: dict, method: str, seed: int, store: CurveStore, *, workers: 
             scheduler.on_trial_add(None, trial)
             live[tid] = {"cfg": cfg, "epoch": 0, "trial": trial}
             started += 1
-            dur = store.result(cfg, 1)["cpu_seconds"]
-            heapq.heappush(events, (now + dur, seq, tid))
+            store.result(cfg, 1)  # trains (or reads) the first epoch now, so that errors show at once
+            heapq.heappush(events, (now + startup + 1.0, seq, tid))
             seq += 1
         if not events:
             break
@@ -294,6 +301,10 @@ def simulate(task: dict, method: str, seed: int, store: CurveStore, *, workers: 
         res.update(training_iteration=st["epoch"], trial_id=tid, time_total_s=now)
         epochs += 1
         v = res.get(metric)
+        finished = bool(res.get(DIVERGED)) or int(res.get("epoch", 0)) >= budget
+        # only a trial the selection rule can pick counts: full budget, not diverged, its best validation metric
+        selectable = finished and not res.get(DIVERGED)
+        v = res.get(best_key) if selectable else None
         if v is not None and math.isfinite(v):
             best = v if best is None or (v > best if mode == "max" else v < best) else best
             for t in hits:
@@ -303,7 +314,6 @@ def simulate(task: dict, method: str, seed: int, store: CurveStore, *, workers: 
             if stop_at_target and all(h is not None for h in hits.values()):
                 break
         decision = scheduler.on_trial_result(None, st["trial"], res)
-        finished = bool(res.get(DIVERGED)) or int(res.get("epoch", 0)) >= budget
         if decision != TrialScheduler.STOP:
             alg.on_trial_result(tid, res)
         if decision == TrialScheduler.STOP or finished:
@@ -312,8 +322,8 @@ def simulate(task: dict, method: str, seed: int, store: CurveStore, *, workers: 
             del live[tid]
             ended += 1
         else:
-            nxt = store.result(st["cfg"], st["epoch"] + 1)["cpu_seconds"]
-            heapq.heappush(events, (now + nxt, seq, tid))
+            store.result(st["cfg"], st["epoch"] + 1)
+            heapq.heappush(events, (now + 1.0, seq, tid))
             seq += 1
     out = {"method": method, "seed": seed, "best": best, "errors": errors, "by_target": {}}
     for t, h in hits.items():
@@ -325,7 +335,21 @@ def simulate(task: dict, method: str, seed: int, store: CurveStore, *, workers: 
 
 # ---------------------------------------------------------------------------------------------------- report
 def _fmt(v: float, censored: bool, unit: str = "") -> str:
-    return (">" if censored else "") + (f"{v:.0f}" if unit != "s" else f"{v:.0f} s")
+    return (">" if censored else "") + (f"{v:.0f}" if not unit else f"{v:.1f} {unit}")
+
+
+def paired_ratios(a: list[dict], b: list[dict], key: str = "epochs") -> list[tuple[float, bool]]:
+    """Per sweep seed, a's cost over b's cost (the same seed in both), and whether either side was censored."""
+    bs = {r["seed"]: r for r in b}
+    return [(r[key] / bs[r["seed"]][key], r["censored"] or bs[r["seed"]]["censored"]) for r in a
+            if r["seed"] in bs and bs[r["seed"]][key] > 0]
+
+
+def bootstrap_median(xs: list[float], n: int = 5000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the median of ``xs`` (resampling sweep seeds)."""
+    rng = random.Random(seed)
+    meds = sorted(median([rng.choice(xs) for _ in xs]) for _ in range(n))
+    return meds[int(0.025 * n)], meds[int(0.975 * n) - 1]
 
 
 def _median_censored(runs: list[dict], key: str) -> tuple[float, bool]:
@@ -394,10 +418,10 @@ def render(results: dict, args, store_stats: dict) -> str:
              "serial discrete-event loop instead of Tune's controller; every result is a real epoch of the pure "
              "`Trainer` on the suggested configuration (cached, so a configuration two methods suggest is trained "
              "once). See the docstring of `bench/bench_search.py`. Trial-epochs count every reported epoch of every "
-             f"trial until a validation metric first reaches the target; time is simulated on {args.workers} slots, "
-             "each epoch lasting the CPU time it took, without Ray's per-trial start-up (about 4 s per trial, "
-             "ENVIRONMENT.md), which would add most to the methods that start the most trials. Published seed "
-             "points are "
+             "trial until a trial trained to the full budget (one the selection rule can pick) first has its best "
+             f"validation metric at the target; time is simulated on {args.workers} slots in units of one epoch, "
+             f"each trial start costing {args.startup:g} units more (process and Trainer set-up), deterministic "
+             "whatever the machine or cache. Published seed points are "
              + ("included" if args.with_seeds else "left out (they would give every method the same head start)")
              + f"; sweep seeds {', '.join(map(str, args.seeds))} (the sweep seed is also every trial's training "
              "seed, as in `run_sweep`); ASHA grace period 1 epoch, reduction factor 3 (rungs at 1, 3, 9 epochs). "
@@ -414,8 +438,8 @@ def render(results: dict, args, store_stats: dict) -> str:
             rt = [r["by_target"][target] for r in runs]
             base = [r for r in rt if r["method"] == BASELINE]
             base_ep, base_c = _median_censored(base, "epochs") if base else (float("nan"), False)
-            lines.append(f"Target {metric} {'>=' if mode == 'max' else '<='} {target} (first reached by any trial "
-                         "at any epoch):\n")
+            lines.append(f"Target {metric} {'>=' if mode == 'max' else '<='} {target} (best validation metric of a trial "
+                         "at the full budget, first reached):\n")
             rows = []
             for m in METHODS:
                 rr = [r for r in rt if r["method"] == m]
@@ -428,19 +452,31 @@ def render(results: dict, args, store_stats: dict) -> str:
                 per_seed = ", ".join(_fmt(r["epochs"], r["censored"]) for r in sorted(rr, key=lambda r: r["seed"]))
                 q = quartiles([r["epochs"] for r in rr])
                 ratio = f"{ep / base_ep:.2f}" + (" (censored)" if ep_c or base_c else "")
-                rows.append([f"`{m}`", _fmt(ep, ep_c), f"{q[0]:.0f}-{q[1]:.0f}", per_seed, _fmt(sec, sec_c, "s"),
-                             _fmt(tr, tr_c), f"{reached}/{len(rr)}", ratio])
-            lines.append(md_table(["method", "trial-epochs (median)", "IQR", "per seed", "time (median)",
-                                   "trials started", "reached", f"x {BASELINE}"], rows))
+                pr = paired_ratios(rr, base)
+                if pr and m != BASELINE:
+                    lo, hi = bootstrap_median([x for x, _ in pr])
+                    paired = (f"{median([x for x, _ in pr]):.2f} [{lo:.2f}, {hi:.2f}]"
+                              + (f" ({sum(c for _, c in pr)} censored)" if any(c for _, c in pr) else ""))
+                else:
+                    paired = "-"
+                rows.append([f"`{m}`", _fmt(ep, ep_c), f"{q[0]:.0f}-{q[1]:.0f}", per_seed, _fmt(sec, sec_c, "u"),
+                             _fmt(tr, tr_c), f"{reached}/{len(rr)}", ratio, paired])
+            lines.append(md_table(["method", "trial-epochs (median)", "IQR", "per seed", "time (median, units)",
+                                   "trials started", "reached", f"ratio of medians x {BASELINE}",
+                                   "paired ratio, median [95% CI]"], rows))
             at = [r for r in rt if r["method"] == "asha+tpe"]
             if at and base:
-                ep, ep_c = _median_censored(at, "epochs")
-                ratio = ep / base_ep
-                ok = ratio <= TARGET_FRACTION and not ep_c
-                lines.append(f"\nASHA+TPE <= 1/5 of random search's trial-epochs: **{'met' if ok else 'missed'}** "
-                             f"(median ratio {ratio:.2f}"
-                             + ("" if ok else f", {ratio / TARGET_FRACTION:.1f}x the allowed 0.2")
-                             + (", random search censored: its true median is larger" if base_c else "") + ").")
+                pr = paired_ratios(at, base)
+                xs = [x for x, _ in pr]
+                med = median(xs)
+                lo, hi = bootstrap_median(xs)
+                met_seeds = sum(x <= TARGET_FRACTION and not c for x, c in pr)
+                ok = hi <= TARGET_FRACTION
+                lines.append(f"\nASHA+TPE <= 1/5 of random search's trial-epochs, paired by seed: "
+                             f"**{'met' if ok else 'missed'}** (median of {len(xs)} per-seed ratios {med:.2f}, 95% "
+                             f"interval [{lo:.2f}, {hi:.2f}]; met on {met_seeds} of {len(xs)} seeds"
+                             + (", random search censored on some seeds: its true cost is larger there"
+                                if any(c for _, c in pr) else "") + ").")
             lines.append("")
         st = CurveStore(CACHE / tkey, float("inf"))
         n, cor = rung_correlations(st, metric, task["budget"])
@@ -461,8 +497,8 @@ def render(results: dict, args, store_stats: dict) -> str:
         "when the target needs many configurations. TPE models only after Optuna's 10 random start-up trials "
         "(`n_startup_trials`), so a target that random search reaches within ~10 trials leaves TPE nothing to gain; "
         "a harder target, a longer budget (more rungs) and more trials per sweep favour ASHA+TPE. With 2 slots ASHA "
-        "also promotes early (an asynchronous rung with one recorded result has no cutoff). Five seeds give a "
-        "coarse median: the per-seed column shows how much one lucky draw moves it.")
+        "also promotes early (an asynchronous rung with one recorded result has no cutoff). The paired per-seed "
+        "ratios and their bootstrap interval say how much of a difference is the draw of the seeds.")
     return "\n".join(lines) + "\n"
 
 
@@ -470,7 +506,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="sweep seeds (>= 5 for a median)")
+    ap.add_argument("--seeds", nargs="+", type=int, default=list(range(10)),
+                    help="sweep seeds (>= 10, so that a verdict is not one lucky draw)")
+    ap.add_argument("--startup", type=float, default=0.5,
+                    help="cost of starting a trial, in epochs of the task (process and Trainer set-up)")
     ap.add_argument("--max-trials", type=int, default=0,
                     help="trials per simulated sweep before it is censored (0: the task's own, 40 or 30)")
     ap.add_argument("--workers", type=int, default=2, help="concurrent trial slots (max_concurrent)")
@@ -509,7 +548,7 @@ def main() -> None:
                 for m in args.methods:
                     t0 = time.time()
                     r = simulate(task, m, seed, store, workers=args.workers, max_trials=task["max_trials"],
-                                 with_seeds=args.with_seeds)
+                                 with_seeds=args.with_seeds, startup=args.startup)
                     r["_metric"] = (val_key(mname), mode)
                     runs.append(r)
                     hits = "; ".join(f"{t}: {'>' if h['censored'] else ''}{h['epochs']} trial-epochs, "
