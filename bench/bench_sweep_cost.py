@@ -6,9 +6,9 @@ Ray worker process per trial: Python, torch, Ray and the project imported again,
 process) and once with ``reuse_actors=True`` (the default: Tune hands the next configuration to a live worker),
 alternately, each in a fresh driver process with its own Ray temp dir. Reported, medians over ``--repeats`` pairs:
 
-- CPU seconds of every process of the sweep (driver, GCS, raylet, dashboard agents, workers): read from
-  ``/proc/<pid>/stat`` every 0.2 s for every process whose command line names the sweep's private Ray temp dir,
-  plus the driver; a process's last reading counts (one that lives under 0.2 s is missed, a bound stated here);
+- CPU seconds of every process of the sweep (driver, GCS, raylet, dashboard agents, workers: the driver and all
+  its descendants): read from ``/proc/<pid>/stat`` every 0.2 s; a process's last reading counts (up to 0.2 s of a
+  process's final CPU is missed, and a process that lives under 0.2 s entirely: a lower bound);
 - CPU seconds spent inside ``Trainer.run_epoch`` by all trials (the training), from each trial's own report
   (``epoch_seconds`` is wall time inside a one-thread trial: close to its CPU time);
 - wall time of the search phase (``Tuner.fit``, from the sweep's first to its last trial event) and of the command;
@@ -60,26 +60,30 @@ def child(reuse: bool, workdir: str, out: str) -> None:
     Path(out).write_text(json.dumps({"start": t0, "end": end, "trials": trials}))
 
 
-def _cpu_of(pid: int) -> float | None:
+def _stat(pid: str) -> tuple[int, float] | None:
+    """(parent pid, utime + stime in seconds) of a live process."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+        return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS
     except (OSError, IndexError, ValueError):
         return None
 
 
-def _marked(marker: str) -> list[int]:
-    pids = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/cmdline", "rb") as f:
-                    if marker.encode() in f.read():
-                        pids.append(int(d))
-            except OSError:
-                pass
-    return pids
+def _tree_cpu(root: int) -> dict[int, float]:
+    """CPU seconds of ``root`` and every live descendant (Ray's GCS and raylet are the driver's children, the
+    workers the raylet's; workers rename themselves ``ray::...``, so command lines cannot find them)."""
+    stats = {int(d): st for d in os.listdir("/proc") if d.isdigit() and (st := _stat(d)) is not None}
+    kids: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        kids.setdefault(ppid, []).append(pid)
+    out, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            out[pid] = stats[pid][1]
+        todo.extend(kids.get(pid, []))
+    return out
 
 
 def run_one(reuse: bool, log) -> dict:
@@ -97,10 +101,7 @@ def run_one(reuse: bool, log) -> dict:
 
         def poll():
             while not done.is_set():
-                for pid in _marked(raytmp) + [p.pid]:
-                    v = _cpu_of(pid)
-                    if v is not None:
-                        last[pid] = v
+                last.update(_tree_cpu(p.pid))
                 time.sleep(0.2)
 
         th = threading.Thread(target=poll, daemon=True)
