@@ -47,7 +47,7 @@ class GRU(Cell):
         h = x.new_zeros(x.shape[0], self.hidden_size) if h0 is None else h0
         g = self.gru
         ys = []
-        for t in range(x.shape[1]):
-            h = gru_step(x[:, t], h, g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0)
+        for xt in x.unbind(1):
+            h = gru_step(xt, h, g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0)
             ys.append(h)
         return torch.stack(ys, dim=1), h

@@ -106,8 +106,8 @@ class _FusedLSTM(Cell):
         h, c = (x.new_zeros(B, self.hidden_size),) * 2 if h0 is None else h0
         m = self.lstm
         ys = []
-        for t in range(T):
-            h, c = lstm_step(x[:, t], h, c, m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0)
+        for xt in x.unbind(1):
+            h, c = lstm_step(xt, h, c, m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0)
             ys.append(h)
         return torch.stack(ys, dim=1), (h, c)
 
@@ -174,8 +174,9 @@ class _RefineLSTM(Cell):
         h, c = (x.new_zeros(B, self.hidden_size),) * 2 if h0 is None else h0
         xp = F.linear(x, self.weight_ih, self.bias)  # (B, T, 4d): every input projection in one matmul
         ys = []
-        for t in range(T):
-            h, c = refine_step(torch.addmm(xp[:, t], h, self.weight_hh.t()), c, self.b_f)
+        # split time once: indexing xp[:, t] in the loop makes every step's backward fill a whole (B, T, 4d) gradient
+        for xt in xp.unbind(1):
+            h, c = refine_step(torch.addmm(xt, h, self.weight_hh.t()), c, self.b_f)
             ys.append(h)
         return torch.stack(ys, dim=1), (h, c)
 

@@ -89,8 +89,8 @@ class RRU(Cell):
         w_h = J1.weight[:, D:].t()  # (N, M)
         keep = torch.sigmoid(S_SCALE * self.s)  # (N,)
         ys = []
-        for t in range(T):
-            a = F.relu(rms_norm(torch.addmm(xp[:, t], h, w_h)))
+        for xt in xp.unbind(1):  # split once: xp[:, t] per step would make the backward O(T^2)
+            a = F.relu(rms_norm(torch.addmm(xt, h, w_h)))
             for lin in self.J[1:]:
                 a = F.relu(lin(a))
             c, o = self.W(self.drop(a)).split((N, self.output_size), dim=-1)
