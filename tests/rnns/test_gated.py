@@ -48,9 +48,10 @@ def _close(a, b):
 
 def test_registered_names_and_options():
     reg = cells()
-    assert reg["lstm"].options() == {"forget_bias": 1.0, "chrono": 0}
-    assert reg["u_lstm"].options() == {} and reg["ur_lstm"].options() == {} and reg["gru"].options() == {}
-    assert reg["r_lstm"].options() == {"forget_bias": 1.0}
+    # every gated cell drops its candidate inside the cell (issue 12 item 2), so each has a `dropout` option
+    assert reg["lstm"].options() == {"forget_bias": 1.0, "chrono": 0, "dropout": 0.0}
+    assert reg["u_lstm"].options() == reg["ur_lstm"].options() == reg["gru"].options() == {"dropout": 0.0}
+    assert reg["r_lstm"].options() == {"forget_bias": 1.0, "dropout": 0.0}
     assert reg["mogrifier_lstm"].options() == {"rank": 0, "rounds": 5, "dropout": 0.0, "cap_input_gate": True,
                                                "gate_bias": True, "init": "lamb"}
 
@@ -86,6 +87,9 @@ def test_lstm_step_by_hand():
     i, f, gg, o = (pre[:, k * H:(k + 1) * H] for k in range(4))
     c1 = sig(f) * c + sig(i) * torch.tanh(gg)
     _close(lstm_step(x, h, c, w_ih, w_hh, b_ih, b_hh), (sig(o) * torch.tanh(c1), c1))
+    mask = (torch.rand(B, H, generator=g) > 0.5).double() * 2  # candidate dropout: tanh(g) only, c_{t-1} intact
+    c1 = sig(f) * c + sig(i) * torch.tanh(gg) * mask
+    _close(lstm_step(x, h, c, w_ih, w_hh, b_ih, b_hh, mask), (sig(o) * torch.tanh(c1), c1))
 
 
 def test_gru_step_by_hand():
@@ -320,3 +324,90 @@ def test_mogrifier_lamb_init():
         # the product has variance ~ 1 / n_in (times the truncation's 0.8796^4)
         prod = (m.left @ m.right).detach()
         assert abs(float(prod.std()) * math.sqrt(n_in) / 0.8796 ** 2 - 1) < 0.05
+
+
+# ----------------------------------------------------------------------------------------------- dropout (issue 12)
+
+DROP_CELLS = ["lstm", "u_lstm", "r_lstm", "ur_lstm", "gru", "mogrifier_lstm"]
+
+
+def _by_hand_with_masks(name, cell, x, h0, masks):
+    """Each cell's equations with the candidate multiplied by masks[t] (recurrent dropout without memory loss)."""
+    if name == "mogrifier_lstm":
+        return None  # covered by test_mogrifier_against_lamb_reference
+    h, c = (h0, None) if name == "gru" else h0
+    ys = []
+    for t in range(x.shape[1]):
+        xt = x[:, t]
+        if name == "gru":
+            m = cell.gru
+            r_, z_, n_ = (xt @ m.weight_ih_l0.T + m.bias_ih_l0).split(H, dim=1)
+            hr, hz, hn = (h @ m.weight_hh_l0.T + m.bias_hh_l0).split(H, dim=1)
+            z = sig(z_ + hz)
+            h = (1 - z) * torch.tanh(n_ + sig(r_ + hr) * hn) * masks[t] + z * h
+        elif name in ("lstm", "u_lstm"):
+            m = cell.lstm
+            i, f, g, o = (xt @ m.weight_ih_l0.T + m.bias_ih_l0 + h @ m.weight_hh_l0.T + m.bias_hh_l0).split(H, dim=1)
+            c = sig(f) * c + sig(i) * torch.tanh(g) * masks[t]
+            h = sig(o) * torch.tanh(c)
+        else:
+            fp, rp, up, op = (xt @ cell.weight_ih.T + cell.bias + h @ cell.weight_hh.T).split(H, dim=1)
+            f, r = sig(fp + cell.b_f), sig(rp - cell.b_f)
+            gg = r * (1 - (1 - f) ** 2) + (1 - r) * f ** 2
+            c = gg * c + (1 - gg) * torch.tanh(up) * masks[t]
+            h = sig(op) * torch.tanh(c)
+        ys.append(h)
+    return torch.stack(ys, 1), (h if name == "gru" else (h, c))
+
+
+@pytest.mark.parametrize("name", DROP_CELLS)
+def test_candidate_dropout_by_hand(name):
+    from rnns.gated_fast import candidate_masks
+
+    cell = _cell(name, dropout=0.4).train()
+    x = torch.randn(B, T, D, dtype=torch.float64)
+    h0 = _state(name, x)
+    torch.manual_seed(11)
+    got = cell(x, h0)
+    torch.manual_seed(11)
+    masks = candidate_masks(0.4, T, B, H, x)
+    assert set(masks.unique().tolist()) == {0.0, 1 / 0.6}
+    want = _by_hand_with_masks(name, cell, x, h0, masks)
+    if want is not None:
+        _close(got, want)
+    assert not torch.equal(cell(x, h0)[0], cell(x, h0)[0])  # a fresh mask per call
+    cell.eval()  # no dropout at evaluation: the fused kernel or the plain step
+    _close(cell(x, h0), _cell(name)(x, h0) if name != "mogrifier_lstm" else cell(x, h0))
+
+
+@pytest.mark.parametrize("name", DROP_CELLS + ["rru"])
+def test_one_layer_model_dropout_acts(name):
+    """Issue 12 item 2: in the one-layer music spaces the searched dropout did nothing for lstm, gru, mogrifier."""
+    torch.manual_seed(0)
+    model = SequenceModel(name, D, 5, "all", hidden_size=H, num_layers=1, dropout=0.5)
+    if name == "rru":
+        with torch.no_grad():
+            model.layers[0].zeta.fill_(1.0)  # ReZero starts at 0, which would hide the inner dropout
+    x = torch.randn(B, T, D)
+    assert not torch.equal(model(x)[0], model(x)[0])
+    model.eval()
+    assert torch.equal(model(x)[0], model(x)[0])
+
+
+@pytest.mark.parametrize("name", DROP_CELLS + ["rru"])
+def test_no_dropout_between_layers_of_cells_with_their_own(name):
+    """The RRU paper's code drops inside every cell and nowhere else: two-layer RRU no longer gets it twice."""
+    torch.manual_seed(0)
+    model = SequenceModel(name, D, 5, "all", hidden_size=H, num_layers=2, dropout=0.5)
+    assert isinstance(model.between, torch.nn.Identity)
+    assert all(getattr(c, "dropout", None) == 0.5 or getattr(getattr(c, "drop", None), "p", None) == 0.5
+               for c in model.cells())
+    for c in model.cells():  # switch the cells' own dropout off: nothing random may remain in training mode
+        if name == "rru":
+            c.drop.p = 0.0
+        else:
+            c.dropout = 0.0
+    x = torch.randn(B, T, D)
+    assert torch.equal(model(x)[0], model(x)[0])
+    rnn = SequenceModel("rnn", D, 5, "all", hidden_size=H, num_layers=2, dropout=0.5)  # no own dropout: between
+    assert isinstance(rnn.between, torch.nn.Dropout) and rnn.between.p == 0.5
