@@ -7,7 +7,10 @@ reset gate after the recurrent matmul (r * (W_hn h + b_hn)) as cuDNN does:
 
     r = sigma(W_ir x + b_ir + W_hr h + b_hr)      z = sigma(W_iz x + b_iz + W_hz h + b_hz)
     n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
-    h' = (1 - z) * n + z * h
+    h' = (1 - z) * Dropout(n) + z * h
+
+``dropout`` (training mode only) drops the candidate n with a fresh mask per step: recurrent dropout without memory
+loss (Semeniuta et al. 2016), as the RRU paper's GRU does; the fused kernel is used whenever no dropout acts.
 """
 from __future__ import annotations
 
@@ -16,17 +19,23 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import Cell
+from .errors import ConfigError
+from .gated_fast import candidate_masks
 from .registry import register_cell
 
 
 def gru_step(x: torch.Tensor, h: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
-             b_hh: torch.Tensor) -> torch.Tensor:
-    """One GRU step in ``nn.GRU``'s layout: x (B, D), h (B, d), w_ih (3d, D), w_hh (3d, d), biases (3d,)."""
+             b_hh: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """One GRU step in ``nn.GRU``'s layout: x (B, D), h (B, d), w_ih (3d, D), w_hh (3d, d), biases (3d,).
+
+    ``mask`` (B, d) multiplies the candidate n (recurrent dropout without memory loss)."""
     xr, xz, xn = F.linear(x, w_ih, b_ih).chunk(3, dim=-1)
     hr, hz, hn = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
     r = torch.sigmoid(xr + hr)
     z = torch.sigmoid(xz + hz)
     n = torch.tanh(xn + r * hn)  # reset applied to the recurrent projection including its bias
+    if mask is not None:
+        n = n * mask
     return (1 - z) * n + z * h
 
 
@@ -34,20 +43,28 @@ def gru_step(x: torch.Tensor, h: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.T
 class GRU(Cell):
     """Standard GRU via ``nn.GRU`` (PyTorch default init U(-1/sqrt(d), 1/sqrt(d)))."""
 
-    def __init__(self, input_size: int, hidden_size: int):
+    def __init__(self, input_size: int, hidden_size: int, dropout: float = 0.0):
         super().__init__(input_size, hidden_size)
+        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
+        self.dropout = float(dropout)
         self.gru = nn.GRU(input_size, hidden_size, batch_first=True)
 
     def forward(self, x, h0=None):
+        if self.training and self.dropout > 0:  # the fused kernel has no candidate dropout
+            return self.step_reference(x, h0)
         y, h = self.gru(x, None if h0 is None else h0.unsqueeze(0))  # nn.GRU wants (num_layers, B, d)
         return y, h[0]
 
     def step_reference(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The same forward through :func:`gru_step` in a Python loop (for tests)."""
-        h = x.new_zeros(x.shape[0], self.hidden_size) if h0 is None else h0
+        """The same forward through :func:`gru_step` in a Python loop (candidate dropout in training mode)."""
+        B, T, _ = x.shape
+        h = x.new_zeros(B, self.hidden_size) if h0 is None else h0
         g = self.gru
+        masks = candidate_masks(self.dropout, T, B, self.hidden_size, x) if self.training else None
+        ms = [None] * T if masks is None else masks.unbind(0)
         ys = []
-        for t in range(x.shape[1]):
-            h = gru_step(x[:, t], h, g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0)
+        for xt, mk in zip(x.unbind(1), ms):
+            h = gru_step(xt, h, g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0, mk)
             ys.append(h)
         return torch.stack(ys, dim=1), h

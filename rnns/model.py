@@ -3,6 +3,8 @@
     x (B, T, D_in) or tokens (B, T)
       -> encoder: Embedding(vocab, embed_dim) for tokens, Linear(D_in, embed_dim) when embed_dim is set
       -> block "stack":    cell_1 -> dropout -> cell_2 ... -> cell_L            (the classic RNN papers)
+                           (no dropout between layers for a cell with its own ``dropout`` option: the gated cells
+                            and RRU drop inside the cell, as the RRU paper's code, and nowhere else)
          block "residual": L x [ u + Drop(GLU(Drop(GELU(cell(Norm(u)))))) ]     (minimal-LRU, pre-norm)
       -> readout: last step, mean over time, or every step
       -> decoder Linear(width, output_size)
@@ -129,9 +131,11 @@ class SequenceModel(nn.Module):
             self.encoder = nn.Identity()
         width = embed_dim or input_size
         layers = []
+        # a cell with its own dropout (the gated cells' candidate, RRU's inner layer) takes the model's `dropout`
+        # and, in a stack, gets none between layers (the RRU paper's code: dropout inside every cell, none between)
+        own_dropout = "dropout" in get_cell(cell).options()
         for _ in range(num_layers):
-            # a cell with its own dropout (RRU's inner layer) takes the model's dropout too: one `dropout` key
-            shared = {"dropout": dropout} if "dropout" in get_cell(cell).options() else {}
+            shared = {"dropout": dropout} if own_dropout else {}
             c = build_cell(cell, width, hidden_size, **shared, **cell_opts)
             if block == "residual":
                 layers.append(ResidualBlock(c, width, norm, dropout, second_gelu))
@@ -139,7 +143,8 @@ class SequenceModel(nn.Module):
                 layers.append(c)
                 width = c.output_size
         self.layers = nn.ModuleList(layers)
-        self.between = nn.Dropout(dropout) if (dropout > 0 and block == "stack") else nn.Identity()
+        stacked_dropout = dropout > 0 and block == "stack" and not own_dropout
+        self.between = nn.Dropout(dropout) if stacked_dropout else nn.Identity()
         self.decoder = nn.Linear(width, output_size)
         if block == "residual":
             # the JAX codes' Dense layers; the stack block keeps PyTorch defaults, as the classic RNN papers' code did

@@ -77,7 +77,7 @@ class RRU(Cell):
             nn.init.zeros_(lin.bias)
         # sigma(10 s) starts uniform in (0.01, 0.99): a spread of memory lengths from one step to ~100 steps
         u = torch.empty(N, dtype=torch.float64).uniform_(0.01, 0.99)
-        self.s = nn.Parameter((torch.logit(u) / S_SCALE).float())
+        self.s = nn.Parameter((torch.logit(u) / S_SCALE).to(torch.get_default_dtype()))  # the model's dtype, not float32
         self.zeta = nn.Parameter(torch.zeros(N))  # ReZero: the state is a pure decay of h_0 at init
 
     def forward(self, x, h0=None):
@@ -89,8 +89,8 @@ class RRU(Cell):
         w_h = J1.weight[:, D:].t()  # (N, M)
         keep = torch.sigmoid(S_SCALE * self.s)  # (N,)
         ys = []
-        for t in range(T):
-            a = F.relu(rms_norm(torch.addmm(xp[:, t], h, w_h)))
+        for xt in xp.unbind(1):  # split once: xp[:, t] per step would make the backward O(T^2)
+            a = F.relu(rms_norm(torch.addmm(xt, h, w_h)))
             for lin in self.J[1:]:
                 a = F.relu(lin(a))
             c, o = self.W(self.drop(a)).split((N, self.output_size), dim=-1)

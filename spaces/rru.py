@@ -69,7 +69,9 @@ def _budget_param(group: str) -> Param:
 
 def _params(group: str, searched_budget: bool) -> tuple[Param, ...]:
     return ((_budget_param(group),) if searched_budget else ()) + (
-        Param("dropout", "uniform", 0.0, 0.8, doc="dropout (hyperopt 'drop')"),
+        Param("dropout", "uniform", 0.0, 0.8,
+              doc="dropout inside every cell (hyperopt 'drop'): RRU after its ReLU layers, LSTM and GRU on the "
+                  "candidate, Mogrifier on j, a fresh mask per step; none between layers, as the repo's cells"),
         Param("lr", "loguniform", 1e-4, 1e-2, grid=(1e-4, 1e-3, 1e-2), doc="RAdam learning rate"),
         Param("middle", "uniform", 0.1, 8.0, when={"model": ("rru",)},
               doc="RRU middle-layer width multiplier (middle_layer_size_multiplier)"),

@@ -87,7 +87,8 @@ SPACES = (
            description="WikiText-103 word LM, embedding 1024 (dropout 0.3), hidden 3072, batch 128, bptt 128",
            smoke={"bptt": 8, "eval_batch_size": 4, "embed_dim": 8},
            notes=("r0mainK projects the hidden state to 1024 and ties the decoder to the embedding; this project's "
-                  "model has no projection or tying. Its dropout 0.3 is on the embedding; here 'dropout' is the "
-                  "model's (between layers, so inactive with one layer).",
+                  "model has no projection or tying. Its dropout 0.3 is on the embedding; here 'dropout' is each "
+                  "cell's recurrent dropout on the candidate (Semeniuta et al., as in the RRU paper's code; a fresh "
+                  "mask per step, none between layers), a different place for the same rate.",
                   "The LM embedding size is the one value the reimplementation's author doubts.")),
 )

@@ -112,6 +112,23 @@ def test_dropout_only_in_training():
     assert not torch.equal(cell(x)[0], cell(x)[0])
 
 
+def test_float64_default_dtype_builds_a_pure_float64_cell():
+    """s was built with .float(): under a float64 default dtype the cell was mixed precision (issue 12 item 7)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(0)
+        cell = build_cell("rru", D, N)
+    finally:
+        torch.set_default_dtype(old)
+    assert {p.dtype for p in cell.parameters()} == {torch.float64}
+    x = torch.randn(B, T, D, dtype=torch.float64, requires_grad=True)
+    y, h = cell(x)
+    assert y.dtype == h.dtype == torch.float64
+    y.sum().backward()
+    assert cell.s.grad.dtype == torch.float64 and x.grad.dtype == torch.float64
+
+
 def test_stacked_layers_take_out_size():
     model = SequenceModel("rru", D, 4, "last", hidden_size=N, num_layers=2, out_size=5)
     assert model.layers[1].input_size == 5 and model.decoder.in_features == 5
