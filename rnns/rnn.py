@@ -5,8 +5,12 @@ expressivity with transient dynamics" (Kerg et al., NeurIPS 2019, arXiv 1905.120
 baselines these are (PAPERS.md section 5.3). Row-vector convention, as in that code:
 
     a_t = U x_t + b + h_{t-1} W        (W = V^T for the RNN, V the nn.Linear weight)
-    h_t = phi(a_t),   phi in {tanh, relu, modrelu, none}
+    h_t = phi(a_t),   phi in {tanh, relu, modrelu, none, relu_as_in_code}
     modReLU(z) = sign(z) * relu(|z| + b_phi),   b_phi ~ U(-0.01, 0.01)
+
+"relu" is a real ReLU. "relu_as_in_code" is what ``--nonlin relu`` ran in the nnRNN and Stair code: no nonlinearity
+at all (the identity, the same function as "none"), because the code's ``if relu`` / ``if modrelu ... else None``
+chain overwrites the ReLU it has just set (docs/deviations/rnns-orthogonal.md).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from .errors import ConfigError, unknown
 from .init import INPUT_INITS, ORTHOGONAL_INITS, glorot_normal, input_init, kaiming_normal, orthogonal_init
 from .registry import register_cell
 
-NONLINS = ("tanh", "relu", "modrelu", "none")
+NONLINS = ("tanh", "relu", "modrelu", "none", "relu_as_in_code")
 RNN_INITS = ("xavier", "kaiming") + ORTHOGONAL_INITS
 
 
@@ -40,7 +44,7 @@ def make_nonlin(name: str, hidden_size: int) -> nn.Module:
         return nn.ReLU()
     if name == "modrelu":
         return ModReLU(hidden_size)
-    if name == "none":
+    if name in ("none", "relu_as_in_code"):  # the code's "relu" ends as no nonlinearity (module docstring)
         return nn.Identity()
     raise unknown("nonlin", name, NONLINS)
 

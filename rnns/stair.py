@@ -147,13 +147,15 @@ class StairExpRNN(StairElman, ExpRNNCell):
 class StairNNRNN(StairElman, NNRNNCell):
     """sRNN(nn): h_k = rho_k * modReLU(U x_k + h_{k-1} P (M o T + Ahat) P^T), plus nnRNN's delta penalty.
 
-    Default rho "n" (README best on psMNIST; expn on PTB-300, alpha on PTB-150 and copy). Other options as "nnrnn".
+    Default rho "n" (README best on psMNIST; expn on PTB-300, alpha on PTB-150 and copy). Other options as "nnrnn"
+    (``input_init="torch_default"`` is what the Stair code ran).
     """
 
     def __init__(self, input_size: int, hidden_size: int, rho: str = "n", seq_len: int | None = None,
                  alpha_init: float | None = None, rinit: str = "henaff", iinit: str = "xavier",
-                 delta: float = 1e-4):
-        NNRNNCell.__init__(self, input_size, hidden_size, rinit=rinit, iinit=iinit, delta=delta)
+                 delta: float = 1e-4, input_init: str = "iinit"):
+        NNRNNCell.__init__(self, input_size, hidden_size, rinit=rinit, iinit=iinit, delta=delta,
+                           input_init=input_init)
         self._init_stair(rho, seq_len, alpha_init)
 
 

@@ -63,7 +63,7 @@ def hand_step(cell, x, h):
     """
     if isinstance(cell, cells()["rnn"].cls):
         a = x @ cell.U.weight.T + cell.U.bias + h @ cell.V.weight.T
-        return {"tanh": torch.tanh, "relu": torch.relu, "none": lambda z: z,
+        return {"tanh": torch.tanh, "relu": torch.relu, "none": lambda z: z, "relu_as_in_code": lambda z: z,
                 "modrelu": lambda z: modrelu(z, cell.phi.b)}[cell.nonlin](a)
     if isinstance(cell, cells()["nnrnn"].cls):
         P = torch.linalg.matrix_exp(skew(cell.log_P))
@@ -78,7 +78,7 @@ def hand_step(cell, x, h):
 
 
 CELL_CASES = (
-    [("rnn", {"nonlin": n}) for n in ("tanh", "relu", "modrelu", "none")]
+    [("rnn", {"nonlin": n}) for n in ("tanh", "relu", "modrelu", "none", "relu_as_in_code")]
     + [("rnn", {"rinit": r, "iinit": "kaiming"}) for r in ("kaiming", "henaff", "cayley", "random")]
     + [("rnn_orth", {}), ("rnn_orth", {"rinit": "cayley", "nonlin": "tanh"})]
     + [("exprnn", {"rinit": r}) for r in I.SKEW_INITS]
@@ -299,6 +299,39 @@ def test_parameter_counts_are_effective():
 def test_bad_options_raise_config_error(name, opts, match):
     with pytest.raises(ConfigError, match=match):
         build_cell(name, D, H, **opts)
+
+
+@pytest.mark.parametrize("name", ["nnrnn", "srnn_nn"])
+def test_nnrnn_input_init_torch_default_is_the_codes(name):
+    """input_init "torch_default" leaves U at nn.Linear's default init, as the nnRNN/Stair code runs (it never applies
+    its input initialiser); the default "iinit" applies Glorot normal. Issue 12 item 3."""
+    torch.manual_seed(5)
+    want = torch.nn.Linear(D, H, bias=False).weight  # U is the cell's first draw
+    torch.manual_seed(5)
+    cell = build_cell(name, D, H, input_init="torch_default")
+    assert torch.equal(cell.U.weight, want)
+    # at input size 1 (the copy task's scalar input): std 1/sqrt(3) = 0.577 against Glorot sqrt(2/(H + 1)) = 0.125
+    n = 128
+    torch.manual_seed(0)
+    code = torch.cat([build_cell(name, 1, n, input_init="torch_default").U.weight for _ in range(20)])
+    ours = torch.cat([build_cell(name, 1, n).U.weight for _ in range(20)])
+    assert code.std().item() == pytest.approx(1 / math.sqrt(3), rel=0.05)
+    assert code.abs().max().item() <= 1.0
+    assert ours.std().item() == pytest.approx(math.sqrt(2 / (n + 1)), rel=0.05)
+    with pytest.raises(ConfigError, match="input_init"):
+        build_cell(name, D, H, input_init="default")
+
+
+def test_relu_as_in_code_is_identity_and_relu_is_a_relu():
+    """The nnRNN/Stair code's --nonlin relu is overwritten by its if/if-else chain and runs no nonlinearity;
+    "relu" here is a real ReLU, "relu_as_in_code" the code's identity. Issue 12 item 4."""
+    x = torch.randn(B, 5, D, dtype=torch.float64)
+    out = {}
+    for nl in ("relu", "relu_as_in_code", "none"):
+        cell = make("rnn", nonlin=nl)
+        out[nl] = cell(x)[0]
+    assert (out["relu"] >= 0).all() and (out["relu_as_in_code"] < 0).any()
+    assert torch.equal(out["relu_as_in_code"], out["none"])
 
 
 def test_nnrnn_odd_hidden_raises():
