@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
-from .exprnn import skew_from_vector, upper_from_vector
+from .exprnn import matrix_exp, skew_from_vector, upper_from_vector
 from .init import INPUT_INIT_MODES, INPUT_INITS, SKEW_INITS, skew_init
 from .init import input_init as input_init_fn
 from .registry import register_cell
@@ -84,7 +84,7 @@ class NNRNNCell(ElmanForm):
 
     def orthogonal_basis(self) -> torch.Tensor:
         """P (H, H) = expm of the skew part of log_P; autograd gives the exact Frechet-derivative gradient."""
-        return torch.linalg.matrix_exp(skew_from_vector(self.log_P, self.triu_index, self.hidden_size))
+        return matrix_exp(skew_from_vector(self.log_P, self.triu_index, self.hidden_size))  # float64 inside
 
     def recurrent_matrix(self) -> torch.Tensor:
         P = self.orthogonal_basis()

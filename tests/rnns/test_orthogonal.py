@@ -347,3 +347,32 @@ def test_autograd_through_matrix_exp_is_exact(name, param):
     x = torch.randn(2, 3, 2, dtype=torch.float64)
     p0 = getattr(cell, param).detach().clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda p: torch.func.functional_call(cell, {param: p}, (x,))[0], (p0,))
+
+
+@pytest.mark.parametrize("name", ["exprnn", "nnrnn", "srnn_exp", "srnn_nn"])
+def test_float32_gradients_close_to_float64(name):
+    """Issue 12 item 6: with the exponential evaluated in float64, float32 gradients (input, initial state and every
+    parameter) are within 2e-5 relative (norm-wise) of the float64 gradients on the same weights. Autograd through a
+    float32 matrix_exp gave ~2e-4 on the skew parameter here. modReLU biases are made negative so that the map is
+    continuous (a positive bias makes modReLU jump at 0, where float32 round-off can flip a sign); the kinks at
+    |z| = -b remain, so the perturbation is kept small enough that no unit sits within round-off of one."""
+    torch.manual_seed(0)
+    opts = {"rho": "n"} if name.startswith("srnn") else {}
+    c32 = build_cell(name, 4, 64, **opts)
+    with torch.no_grad():
+        for n, p in c32.named_parameters():
+            p.copy_(-p.abs() - 0.01) if n == "phi.b" else p.add_(0.01 * torch.randn_like(p))
+    c64 = build_cell(name, 4, 64, **opts).double()
+    c64.load_state_dict({k: v.double() for k, v in c32.state_dict().items()})
+    x, h0, w = torch.randn(8, 20, 4), 0.1 * torch.randn(8, 64), torch.randn(8, 20, 64)
+    grads = []
+    for cell, dt in ((c32, torch.float32), (c64, torch.float64)):
+        xi, hi = x.to(dt).requires_grad_(), h0.to(dt).requires_grad_()
+        y, hT = cell(xi, hi)
+        loss = (y * w.to(dt)).sum() + hT.sum()
+        grads.append(torch.autograd.grad(loss, [xi, hi, *cell.parameters()]))
+    names = ["x", "h0"] + [n for n, _ in c32.named_parameters()]
+    for n, g32, g64 in zip(names, *grads):
+        assert g32.dtype == torch.float32
+        rel = ((g32.double() - g64).norm() / g64.norm()).item()
+        assert rel < 2e-5, (n, rel)
