@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Cell
+from .base import Cell, use_reference
 from .errors import ConfigError, unknown
 from .init import INPUT_INITS, ORTHOGONAL_INITS, glorot_normal, input_init, kaiming_normal, orthogonal_init
 from .registry import register_cell
@@ -78,8 +78,40 @@ class ElmanForm(Cell):
         h = ux.new_zeros(ux.shape[1], self.hidden_size) if h0 is None else h0
         return ux, W, h
 
+    def _phi_kind(self) -> int | None:
+        """The fast path's code for ``self.phi`` (rnns.elman_bptt), or None for a nonlinearity it does not know."""
+        from . import elman_bptt as E
+
+        phi = self.phi
+        if isinstance(phi, ModReLU):
+            return E.MODRELU
+        if isinstance(phi, nn.Tanh):
+            return E.TANH
+        if isinstance(phi, nn.ReLU):
+            return E.RELU
+        if isinstance(phi, nn.Identity):
+            return E.IDENTITY
+        return None
+
+    def _fast(self, ux: torch.Tensor, W: torch.Tensor, h: torch.Tensor,
+              scales: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The explicit-BPTT fast path (rnns.elman_bptt), or None where the slow reference loop must run
+        (``rnns.base.use_reference()``, or an unknown nonlinearity)."""
+        kind = self._phi_kind()
+        if kind is None or use_reference():
+            return None
+        from .elman_bptt import MODRELU, elman_recurrence
+
+        b = self.phi.b if kind == MODRELU else None
+        hs = elman_recurrence(ux, W, h, kind, b, scales)  # (T, B, H)
+        return hs.transpose(0, 1).contiguous(), hs[-1]
+
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         ux, W, h = self._prepare(x, h0)
+        fast = self._fast(ux, W, h)
+        if fast is not None:
+            return fast
+        # the slow reference: a plain step loop under autograd
         ys = []
         for u in ux.unbind(0):
             h = self.phi(torch.addmm(u, h, W))  # addmm: the add and the matmul in one kernel, one allocation

@@ -376,3 +376,88 @@ def test_float32_gradients_close_to_float64(name):
         assert g32.dtype == torch.float32
         rel = ((g32.double() - g64).norm() / g64.norm()).item()
         assert rel < 2e-5, (n, rel)
+
+
+# ------------------------------------------------------------------------------- fast path against reference
+
+def _fast_vs_reference(cell, x, h0, monkeypatch, dtype, tol):
+    """Outputs, final state and gradients w.r.t. x, h0 and every parameter of the fast path (explicit BPTT,
+    rnns.elman_bptt) against the reference step loop under autograd (RNNSWEEP_REFERENCE_CELLS=1)."""
+    cell = cell.to(dtype)
+    x, h0 = x.to(dtype), h0.to(dtype)
+    torch.manual_seed(123)
+    wy = torch.randn(x.shape[0], x.shape[1], cell.hidden_size, dtype=dtype)
+    wh = torch.randn(x.shape[0], cell.hidden_size, dtype=dtype)
+    out = {}
+    for ref in ("0", "1"):
+        monkeypatch.setenv("RNNSWEEP_REFERENCE_CELLS", ref)
+        xi, hi = x.clone().requires_grad_(), h0.clone().requires_grad_()
+        y, hT = cell(xi, hi)
+        g = torch.autograd.grad((y * wy).sum() + (hT * wh).sum(), [xi, hi, *cell.parameters()], allow_unused=True)
+        out[ref] = (y, hT, *g)
+    names = ["y", "h_T", "x", "h0"] + [n for n, _ in cell.named_parameters()]
+    for n, a, b in zip(names, out["0"], out["1"]):
+        assert (a is None) == (b is None), n
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol, msg=n)
+
+
+FAST_CASES = CELL_CASES + [("rnn", {"nonlin": "relu_as_in_code"}), ("nnrnn", {"input_init": "torch_default"})]
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)], ids=["f64", "f32"])
+@pytest.mark.parametrize("name,opts", FAST_CASES, ids=[f"{n}-{'-'.join(map(str, o.values())) or 'default'}"
+                                                       for n, o in FAST_CASES])
+def test_fast_path_equals_reference(name, opts, dtype, tol, monkeypatch):
+    cell = make(name, **opts)
+    x, h0 = torch.randn(B, 9, D, dtype=torch.float64), 0.5 * torch.randn(B, H, dtype=torch.float64)
+    _fast_vs_reference(cell, x, h0, monkeypatch, dtype, tol)
+
+
+def test_fast_path_is_taken_and_reference_selectable(monkeypatch):
+    """The fast path runs one autograd node for the whole recurrence; RNNSWEEP_REFERENCE_CELLS=1 the step loop."""
+    cell = make("nnrnn")
+    x = torch.randn(B, 6, D, dtype=torch.float64)
+    monkeypatch.setenv("RNNSWEEP_REFERENCE_CELLS", "0")
+    assert type(cell(x)[0].grad_fn).__name__ != "StackBackward0"
+    monkeypatch.setenv("RNNSWEEP_REFERENCE_CELLS", "1")
+    assert type(cell(x)[0].grad_fn).__name__ == "StackBackward0"
+
+
+@pytest.mark.parametrize("name", ["exprnn", "nnrnn", "srnn_exp", "srnn_nn"])
+@pytest.mark.parametrize("ref", ["0", "1"])
+def test_recurrent_matrix_built_once_per_forward(name, ref, monkeypatch):
+    """The exponential (and the whole recurrent matrix) is built once per forward, not once per step."""
+    monkeypatch.setenv("RNNSWEEP_REFERENCE_CELLS", ref)
+    cell = make(name, **({"rho": "n"} if name.startswith("srnn") else {}))
+    calls = {"expm": 0, "W": 0}
+    expm = torch.linalg.matrix_exp
+
+    def counting_expm(A):
+        calls["expm"] += 1
+        return expm(A)
+
+    monkeypatch.setattr(torch.linalg, "matrix_exp", counting_expm)
+    build = cell.recurrent_matrix
+
+    def counting_W():
+        calls["W"] += 1
+        return build()
+
+    monkeypatch.setattr(cell, "recurrent_matrix", counting_W)
+    y, _ = cell(torch.randn(B, 11, D, dtype=torch.float64))
+    y.sum().backward()
+    assert calls == {"expm": 1, "W": 1}
+
+
+@pytest.mark.parametrize("name", ["exprnn", "nnrnn", "rnn_orth"])
+def test_fast_path_at_exactly_zero_preactivation(name, monkeypatch):
+    """Blank inputs from a zero state give a = 0 exactly (the copy task's blanks); modReLU's derivative there is the
+    reference's (0), and the fast path's too."""
+    cell = make(name)
+    x = torch.randn(B, 8, D, dtype=torch.float64)
+    x[:, :3] = 0
+    if name == "rnn_orth":
+        with torch.no_grad():
+            cell.U.bias.zero_()
+    _fast_vs_reference(cell, x, torch.zeros(B, H, dtype=torch.float64), monkeypatch, torch.float64, 1e-10)
