@@ -35,6 +35,10 @@ SKEW_INITS = ("henaff", "cayley", "random", "xavier")
 # rinit names that give an orthogonal recurrent matrix to a plain RNN
 ORTHOGONAL_INITS = ("henaff", "cayley", "random")
 INPUT_INITS = ("xavier", "kaiming")
+# nnRNN / srnn_nn ``input_init``: "iinit" applies the iinit above; "torch_default" keeps PyTorch's default nn.Linear
+# init of U (kaiming_uniform with a = sqrt(5): U(-1/sqrt(fan_in), 1/sqrt(fan_in))), which is what the nnRNN and
+# Stair code ran: its nnRNN cell stores the input initialiser and never applies it
+INPUT_INIT_MODES = ("iinit", "torch_default")
 
 _F64 = torch.float64
 

@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from .base import Cell
+from .base import Cell, use_reference
 from .errors import ConfigError
 from .registry import register_cell
 from .scan import SCANS, linear_scan
@@ -117,6 +117,14 @@ class LinearRNN(Cell):
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         bx = x @ self.B.T  # (B, T, N): all input projections at once, outside the loop
         h = bx.new_zeros(bx.shape[0], self.hidden_size) if h0 is None else h0
+        if not use_reference():
+            # fast path: the recurrence as one autograd Function with an explicit backward through time
+            # (rnns.elman_bptt with the identity nonlinearity: h_t = b_t + h_{t-1} A^T)
+            from .elman_bptt import IDENTITY, elman_recurrence
+
+            hs_t = elman_recurrence(bx.transpose(0, 1).contiguous(), self.A.t(), h, IDENTITY)  # (T, B, N)
+            y = hs_t.transpose(0, 1) @ self.C.T + self.D * x
+            return y, hs_t[-1]
         hs = []
         for b_t in bx.unbind(1):  # unbind keeps the backward O(T) (see rnns.scan.linear_scan_ref)
             h = h @ self.A.T + b_t

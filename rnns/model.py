@@ -5,7 +5,8 @@
       -> block "stack":    cell_1 -> dropout -> cell_2 ... -> cell_L            (the classic RNN papers)
                            (no dropout between layers for a cell with its own ``dropout`` option: the gated cells
                             and RRU drop inside the cell, as the RRU paper's code, and nowhere else)
-         block "residual": L x [ u + Drop(GLU(Drop(GELU(cell(Norm(u)))))) ]     (minimal-LRU, pre-norm)
+         block "residual": L x [ u + Drop(GLU(Drop(GELU(cell(Norm(u)))))) ]     (minimal-LRU, pre-norm;
+                           GELU the tanh approximation and LayerNorm eps 1e-6, as Flax)
       -> readout: last step, mean over time, or every step
       -> decoder Linear(width, output_size)
 
@@ -33,6 +34,9 @@ MODEL_OPTIONS = ("hidden_size", "num_layers", "embed_dim", "dropout", "block", "
 
 # Flax BatchNorm's momentum 0.99 weights the old running average; PyTorch's momentum weights the new batch
 _FLAX_BN_MOMENTUM = 1 - 0.99
+_FLAX_LN_EPS = 1e-6
+# Flax's nn.gelu defaults to the tanh approximation, which minimal-LRU and the Rescaled Glorot code call
+GELUS = ("tanh", "none")  # F.gelu's ``approximate``: "none" is the exact erf GELU
 
 
 def lecun_normal_(layer: nn.Module) -> nn.Module:
@@ -61,7 +65,8 @@ class _Norm(nn.Module):
         if kind == "batch":
             self.norm: nn.Module = nn.BatchNorm1d(width, momentum=_FLAX_BN_MOMENTUM)
         else:
-            self.norm = nn.LayerNorm(width) if kind == "layer" else nn.Identity()
+            # Flax LayerNorm's epsilon is 1e-6 (torch's default 1e-5); Flax BatchNorm's is 1e-5, as torch's
+            self.norm = nn.LayerNorm(width, eps=_FLAX_LN_EPS) if kind == "layer" else nn.Identity()
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         if self.kind == "batch":
@@ -73,11 +78,17 @@ class ResidualBlock(nn.Module):
     """Pre-norm block of minimal-LRU: out = u + Drop(GLU(Drop(GELU(cell(Norm(u)))))), u (B, T, width).
 
     GLU(v) = W1 v * sigmoid(W2 v) with two width -> width Linear layers with bias. ``second_gelu`` applies GELU once
-    more after the first dropout, as the Rescaled Glorot repository's block does.
+    more after the first dropout, as the Rescaled Glorot repository's block does. GELU is Flax's default, the tanh
+    approximation 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))), as both JAX codes run it; ``gelu="none"`` gives
+    the exact erf form. LayerNorm uses Flax's epsilon 1e-6 (docs/deviations/rnns-linear.md).
     """
 
-    def __init__(self, cell: Cell, width: int, norm: str, dropout: float, second_gelu: bool = False):
+    def __init__(self, cell: Cell, width: int, norm: str, dropout: float, second_gelu: bool = False,
+                 gelu: str = "tanh"):
         super().__init__()
+        if gelu not in GELUS:
+            raise ConfigError(f"gelu must be one of {', '.join(GELUS)}, got {gelu!r}")
+        self.gelu = gelu
         self.norm = _Norm(norm, width)
         self.cell = cell
         # a cell whose output is not the model width (a plain RNN inside a residual block) is projected back
@@ -94,9 +105,9 @@ class ResidualBlock(nn.Module):
 
     def forward(self, u: torch.Tensor, h0: State = None) -> tuple[torch.Tensor, State]:
         v, h = self.cell(self.norm(u), h0)
-        v = self._drop(F.gelu(self.proj(v)))
+        v = self._drop(F.gelu(self.proj(v), approximate=self.gelu))
         if self.second_gelu:
-            v = F.gelu(v)
+            v = F.gelu(v, approximate=self.gelu)
         v = self.glu_a(v) * torch.sigmoid(self.glu_b(v))
         return u + self._drop(v), h
 

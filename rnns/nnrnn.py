@@ -25,8 +25,9 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
-from .exprnn import skew_from_vector, upper_from_vector
-from .init import INPUT_INITS, SKEW_INITS, input_init, skew_init
+from .exprnn import matrix_exp, skew_from_vector, upper_from_vector
+from .init import INPUT_INIT_MODES, INPUT_INITS, SKEW_INITS, skew_init
+from .init import input_init as input_init_fn
 from .registry import register_cell
 from .rnn import ElmanForm, ModReLU, check_choice
 
@@ -48,10 +49,13 @@ class NNRNNCell(ElmanForm):
     rinit: henaff | cayley | random | xavier for log_P (the code leaves log_P uninitialised; see the deviations
     document). iinit: xavier | kaiming for U. delta: weight of the penalty delta * sum_i (alpha_i - 1)^2 added
     by ``extra_loss`` (0 turns it off). hidden_size must be even (H/2 rotation blocks).
+    input_init: "iinit" (default) draws U from ``iinit``; "torch_default" leaves U at PyTorch's default
+    ``nn.Linear`` init U(-1/sqrt(D), 1/sqrt(D)) and ignores iinit, which is what the nnRNN/Stair code ran (its
+    nnRNN cell stores the input initialiser but never applies it; docs/deviations/rnns-orthogonal.md).
     """
 
     def __init__(self, input_size: int, hidden_size: int, rinit: str = "henaff", iinit: str = "xavier",
-                 delta: float = 1e-4):
+                 delta: float = 1e-4, input_init: str = "iinit"):
         if hidden_size % 2:
             raise ConfigError(f"nnrnn needs an even hidden_size (hidden_size/2 rotation blocks), got {hidden_size}")
         if not (delta >= 0 and math.isfinite(delta)):
@@ -59,7 +63,8 @@ class NNRNNCell(ElmanForm):
         super().__init__(input_size, hidden_size)
         check_choice("rinit", rinit, SKEW_INITS)
         check_choice("iinit", iinit, INPUT_INITS)
-        self.rinit, self.iinit, self.delta = rinit, iinit, float(delta)
+        check_choice("input_init", input_init, INPUT_INIT_MODES)
+        self.rinit, self.iinit, self.delta, self.input_init = rinit, iinit, float(delta), input_init
         m = hidden_size // 2
         self.U = nn.Linear(input_size, hidden_size, bias=False)
         self.register_buffer("triu_index", torch.triu_indices(hidden_size, hidden_size, 1), persistent=False)
@@ -70,15 +75,16 @@ class NNRNNCell(ElmanForm):
         # U(0, 2 * 3.14) as the code writes it (not 2 pi): the last 0.0032 rad of the circle are never drawn
         self.theta = nn.Parameter(torch.rand(m) * (2 * 3.14))
         self.phi = ModReLU(hidden_size)
-        with torch.no_grad():
-            self.U.weight.copy_(input_init(iinit, self.U.weight.shape))
+        if input_init == "iinit":  # "torch_default": keep nn.Linear's own init, drawn above, as the code does
+            with torch.no_grad():
+                self.U.weight.copy_(input_init_fn(iinit, self.U.weight.shape))
 
     def input_projection(self, x: torch.Tensor) -> torch.Tensor:
         return self.U(x)
 
     def orthogonal_basis(self) -> torch.Tensor:
         """P (H, H) = expm of the skew part of log_P; autograd gives the exact Frechet-derivative gradient."""
-        return torch.linalg.matrix_exp(skew_from_vector(self.log_P, self.triu_index, self.hidden_size))
+        return matrix_exp(skew_from_vector(self.log_P, self.triu_index, self.hidden_size))  # float64 inside
 
     def recurrent_matrix(self) -> torch.Tensor:
         P = self.orthogonal_basis()

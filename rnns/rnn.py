@@ -5,20 +5,24 @@ expressivity with transient dynamics" (Kerg et al., NeurIPS 2019, arXiv 1905.120
 baselines these are (PAPERS.md section 5.3). Row-vector convention, as in that code:
 
     a_t = U x_t + b + h_{t-1} W        (W = V^T for the RNN, V the nn.Linear weight)
-    h_t = phi(a_t),   phi in {tanh, relu, modrelu, none}
+    h_t = phi(a_t),   phi in {tanh, relu, modrelu, none, relu_as_in_code}
     modReLU(z) = sign(z) * relu(|z| + b_phi),   b_phi ~ U(-0.01, 0.01)
+
+"relu" is a real ReLU. "relu_as_in_code" is what ``--nonlin relu`` ran in the nnRNN and Stair code: no nonlinearity
+at all (the identity, the same function as "none"), because the code's ``if relu`` / ``if modrelu ... else None``
+chain overwrites the ReLU it has just set (docs/deviations/rnns-orthogonal.md).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .base import Cell
+from .base import Cell, use_reference
 from .errors import ConfigError, unknown
 from .init import INPUT_INITS, ORTHOGONAL_INITS, glorot_normal, input_init, kaiming_normal, orthogonal_init
 from .registry import register_cell
 
-NONLINS = ("tanh", "relu", "modrelu", "none")
+NONLINS = ("tanh", "relu", "modrelu", "none", "relu_as_in_code")
 RNN_INITS = ("xavier", "kaiming") + ORTHOGONAL_INITS
 
 
@@ -40,7 +44,7 @@ def make_nonlin(name: str, hidden_size: int) -> nn.Module:
         return nn.ReLU()
     if name == "modrelu":
         return ModReLU(hidden_size)
-    if name == "none":
+    if name in ("none", "relu_as_in_code"):  # the code's "relu" ends as no nonlinearity (module docstring)
         return nn.Identity()
     raise unknown("nonlin", name, NONLINS)
 
@@ -74,8 +78,40 @@ class ElmanForm(Cell):
         h = ux.new_zeros(ux.shape[1], self.hidden_size) if h0 is None else h0
         return ux, W, h
 
+    def _phi_kind(self) -> int | None:
+        """The fast path's code for ``self.phi`` (rnns.elman_bptt), or None for a nonlinearity it does not know."""
+        from . import elman_bptt as E
+
+        phi = self.phi
+        if isinstance(phi, ModReLU):
+            return E.MODRELU
+        if isinstance(phi, nn.Tanh):
+            return E.TANH
+        if isinstance(phi, nn.ReLU):
+            return E.RELU
+        if isinstance(phi, nn.Identity):
+            return E.IDENTITY
+        return None
+
+    def _fast(self, ux: torch.Tensor, W: torch.Tensor, h: torch.Tensor,
+              scales: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The explicit-BPTT fast path (rnns.elman_bptt), or None where the slow reference loop must run
+        (``rnns.base.use_reference()``, or an unknown nonlinearity)."""
+        kind = self._phi_kind()
+        if kind is None or use_reference():
+            return None
+        from .elman_bptt import MODRELU, elman_recurrence
+
+        b = self.phi.b if kind == MODRELU else None
+        hs = elman_recurrence(ux, W, h, kind, b, scales)  # (T, B, H)
+        return hs.transpose(0, 1).contiguous(), hs[-1]
+
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         ux, W, h = self._prepare(x, h0)
+        fast = self._fast(ux, W, h)
+        if fast is not None:
+            return fast
+        # the slow reference: a plain step loop under autograd
         ys = []
         for u in ux.unbind(0):
             h = self.phi(torch.addmm(u, h, W))  # addmm: the add and the matmul in one kernel, one allocation

@@ -100,7 +100,12 @@ class StairElman(_StairSchedule, ElmanForm):
         if self.rho == "none":
             return super().forward(x, h0)
         ux, W, h = self._prepare(x, h0)
-        scales = self._scales(ux.shape[0], ux).unbind(0)
+        scales_t = self._scales(ux.shape[0], ux)
+        if self.rho != "exp-alpha":
+            fast = self._fast(ux, W, h, scales_t)  # None: the reference loop below (rnns.base.use_reference())
+            if fast is not None:
+                return fast
+        scales = scales_t.unbind(0)
         ys = []
         if self.rho == "exp-alpha":
             for u, al in zip(ux.unbind(0), scales):
@@ -147,13 +152,15 @@ class StairExpRNN(StairElman, ExpRNNCell):
 class StairNNRNN(StairElman, NNRNNCell):
     """sRNN(nn): h_k = rho_k * modReLU(U x_k + h_{k-1} P (M o T + Ahat) P^T), plus nnRNN's delta penalty.
 
-    Default rho "n" (README best on psMNIST; expn on PTB-300, alpha on PTB-150 and copy). Other options as "nnrnn".
+    Default rho "n" (README best on psMNIST; expn on PTB-300, alpha on PTB-150 and copy). Other options as "nnrnn"
+    (``input_init="torch_default"`` is what the Stair code ran).
     """
 
     def __init__(self, input_size: int, hidden_size: int, rho: str = "n", seq_len: int | None = None,
                  alpha_init: float | None = None, rinit: str = "henaff", iinit: str = "xavier",
-                 delta: float = 1e-4):
-        NNRNNCell.__init__(self, input_size, hidden_size, rinit=rinit, iinit=iinit, delta=delta)
+                 delta: float = 1e-4, input_init: str = "iinit"):
+        NNRNNCell.__init__(self, input_size, hidden_size, rinit=rinit, iinit=iinit, delta=delta,
+                           input_init=input_init)
         self._init_stair(rho, seq_len, alpha_init)
 
 

@@ -89,6 +89,13 @@ def nonlin_param(models: tuple[str, ...], default: str = "modrelu") -> Param:
                  default=default, doc="nonlinearity of the plain RNN (modReLU in the nnRNN/Stair code)")
 
 
+# What the nnRNN / Stair code ran for its nnRNN cells, set on their published seed points: the code never applies
+# its input initialiser to the nnRNN's U (--iinit is ignored), so U keeps PyTorch's default nn.Linear init
+# (docs/deviations/rnns-orthogonal.md). The cells' own default stays Glorot normal.
+NNRNN_AS_RUN: dict[str, Any] = {"input_init": "torch_default"}
+AS_RUN = "; U at PyTorch's default Linear init, as the code ran (its --iinit is never applied to the nnRNN)"
+
+
 def seed(name: str, model: str, source: str, **config: Any) -> SeedPoint:
     """A seed point of ``model``: the values its source gives and where they come from."""
     return SeedPoint(config={"model": model, **config}, source=source, name=name)
@@ -128,6 +135,8 @@ NOTES = (
     "Tdecay grid {0, 1e-4, 1e-5, 1e-6} is UNCERTAIN (garbled in the supplement PDF extraction).",
     "lr range widened from the supplement's [1e-4, 1e-2] down to 1e-5 so the published RNN (1e-5, PTB) and "
     "RNN-orth (5e-5, psMNIST) rows lie inside it.",
+    "nnRNN seed points set input_init 'torch_default': the code never applies its input initialiser to the nnRNN, "
+    "so U kept PyTorch's default Linear init (searched trials use iinit).",
 )
 
 COPY = Space(
@@ -138,10 +147,10 @@ COPY = Space(
     task_options={"delay": 200, "batch_size": 10, "updates": 100},
     model_fixed=_hidden(("nnrnn", "exprnn", "lstm", "rnn_orth", "rnn"), 128),
     seeds=(
-        seed("nnrnn", "nnrnn", f"{SRC}, copy T=200: supplement text (and Stair README) init Henaff",
-             alpha=0.99, lr=5e-4, lr_orth=1e-6, delta=1e-4, Tdecay=1e-6, rinit="henaff"),
-        seed("nnrnn-readme", "nnrnn", f"{SRC}, copy T=200: nnRNN repo README init Cayley",
-             alpha=0.99, lr=5e-4, lr_orth=1e-6, delta=1e-4, Tdecay=1e-6, rinit="cayley"),
+        seed("nnrnn", "nnrnn", f"{SRC}, copy T=200: supplement text (and Stair README) init Henaff{AS_RUN}",
+             alpha=0.99, lr=5e-4, lr_orth=1e-6, delta=1e-4, Tdecay=1e-6, rinit="henaff", **NNRNN_AS_RUN),
+        seed("nnrnn-readme", "nnrnn", f"{SRC}, copy T=200: nnRNN repo README init Cayley{AS_RUN}",
+             alpha=0.99, lr=5e-4, lr_orth=1e-6, delta=1e-4, Tdecay=1e-6, rinit="cayley", **NNRNN_AS_RUN),
         seed("exprnn", "exprnn", f"{SRC}, copy T=200, N=128", alpha=0.99, lr=1e-3, lr_orth=1e-4, rinit="henaff"),
         budget_row("exprnn-budget", "exprnn", 176, "copy", f"{SRC}, copy T=200",
                    alpha=0.99, lr=1e-3, lr_orth=1e-4, rinit="henaff"),
@@ -165,10 +174,10 @@ PSMNIST = Space(
     task_options={"batch_size": 100},
     model_fixed=_hidden(("nnrnn", "exprnn", "lstm", "rnn_orth", "rnn"), 512),
     seeds=(
-        seed("nnrnn", "nnrnn", f"{SRC}, psMNIST: supplement (lr 1.5e-4, lr_orth ~1.5e-5, delta 0.15)",
-             alpha=0.99, lr=1.5e-4, lr_orth=1.5e-5, delta=0.15, Tdecay=1e-4, rinit="cayley"),
-        seed("nnrnn-readme", "nnrnn", f"{SRC}, psMNIST: nnRNN repo README (lr 2e-4, lr_orth 2e-5, delta 0.1)",
-             alpha=0.99, lr=2e-4, lr_orth=2e-5, delta=0.1, Tdecay=1e-4, rinit="cayley"),
+        seed("nnrnn", "nnrnn", f"{SRC}, psMNIST: supplement (lr 1.5e-4, lr_orth ~1.5e-5, delta 0.15){AS_RUN}",
+             alpha=0.99, lr=1.5e-4, lr_orth=1.5e-5, delta=0.15, Tdecay=1e-4, rinit="cayley", **NNRNN_AS_RUN),
+        seed("nnrnn-readme", "nnrnn", f"{SRC}, psMNIST: nnRNN repo README (lr 2e-4, lr_orth 2e-5, delta 0.1)"
+             f"{AS_RUN}", alpha=0.99, lr=2e-4, lr_orth=2e-5, delta=0.1, Tdecay=1e-4, rinit="cayley", **NNRNN_AS_RUN),
         seed("exprnn", "exprnn", f"{SRC}, psMNIST, N=512", alpha=0.99, lr=5e-4, lr_orth=5e-5, rinit="cayley"),
         budget_row("exprnn-budget", "exprnn", 722, "psmnist", f"{SRC}, psMNIST",
                    alpha=0.99, lr=5e-4, lr_orth=5e-5, rinit="cayley"),
@@ -192,8 +201,8 @@ def _ptb(bptt: int) -> Space:
     models = ("nnrnn", "exprnn", "rnn_orth", "rnn")
     src = f"{SRC}, PTB bptt {bptt} (README updated runs)"
     seeds = [
-        seed("nnrnn", "nnrnn", f"{src}: Adam betas (0.0, 0.9), grad clip {clip:g}",
-             lr=2e-3, lr_orth=2e-4, delta=1e-4, Tdecay=tdecay, rinit="cayley"),
+        seed("nnrnn", "nnrnn", f"{src}: Adam betas (0.0, 0.9), grad clip {clip:g}{AS_RUN}",
+             lr=2e-3, lr_orth=2e-4, delta=1e-4, Tdecay=tdecay, rinit="cayley", **NNRNN_AS_RUN),
         seed("exprnn", "exprnn", f"{src}, N=1024: lr_orth not given, [derived] lr/10 as the expRNN author advises",
              alpha=0.9, lr=1e-3, lr_orth=1e-4, rinit="cayley"),
         seed("rnn", "rnn", f"{src} (Glorot normal)", alpha=0.9, lr=1e-5, rinit="xavier"),

@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Param, SeedPoint, Space
-from .nnrnn import (NONNORMAL, ORTH, alpha_param, delta_param, iinit_param, lr_orth_param, lr_param, nonlin_param,
-                    rinit_orth_param, rinit_param, tdecay_param)
+from .nnrnn import (NNRNN_AS_RUN, NONNORMAL, ORTH, alpha_param, delta_param, iinit_param, lr_orth_param, lr_param,
+                    nonlin_param, rinit_orth_param, rinit_param, tdecay_param)
 
 PAPER = "stair"
 STAIR = ("srnn", "srnn_exp", "srnn_nn")
@@ -111,6 +111,8 @@ BASELINE_ROWS: dict[str, dict[str, tuple]] = {
 def _row(model: str, n: int, lr: float, lr_orth: float | None, alpha: float, delta: float | None,
          tdecay: float | None, rinit: str | None, **extra: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {"model": model, "hidden_size": n, "lr": lr, "alpha": alpha, **extra}
+    if model in NONNORMAL:  # the code's nnRNN cells never apply their input initialiser (spaces.nnrnn)
+        cfg.update(NNRNN_AS_RUN)
     for k, v in (("lr_orth", lr_orth), ("delta", delta), ("Tdecay", tdecay), ("rinit", rinit)):
         if v is not None:
             cfg[k] = v
@@ -169,6 +171,8 @@ NOTES = (
     "The 2022 README's lr_orth for the plain sRNN (psMNIST 2e-4, PTB-150 8e-4, PTB-300 8e-5) is dropped: the sRNN "
     "has no orthogonal parameter group.",
     "Tdecay grid is UNCERTAIN (garbled in the nnRNN supplement).",
+    "Seed points of srnn_nn and nnrnn set input_init 'torch_default': the code never applies its input initialiser "
+    "to the nnRNN cells, so their U kept PyTorch's default Linear init (searched trials use iinit).",
     "rnn_orth is the nnRNN paper's RNN-orth (an RNN initialised orthogonal, trained freely); the Stair code's "
     "RNN-Orth is a spectrally normalised RNN (PAPERS 5.2), not implemented.",
 )

@@ -48,10 +48,10 @@ def test_residual_block_by_hand(second_gelu, norm):
         mu, var = u.mean(dim=(0, 1)), u.var(dim=(0, 1), unbiased=False)
         z = (u - mu) / torch.sqrt(var + 1e-5)
     else:
-        z = F.layer_norm(u, (6,))
-    v = F.gelu(block.cell(z)[0])
+        z = F.layer_norm(u, (6,), eps=1e-6)  # Flax's LayerNorm epsilon (issue 12 item 5)
+    v = F.gelu(block.cell(z)[0], approximate="tanh")  # Flax's nn.gelu, the tanh approximation (issue 12 item 5)
     if second_gelu:
-        v = F.gelu(v)
+        v = F.gelu(v, approximate="tanh")
     v = block.glu_a(v) * torch.sigmoid(block.glu_b(v))
     torch.testing.assert_close(out, u + v)
 

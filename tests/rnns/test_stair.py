@@ -262,3 +262,28 @@ def test_srnn_nn_odd_hidden_raises():
 
 def test_rho_choices_listed():
     assert set(RHOS) == set(RHO_TABLE) | {"none", "alpha", "exp-alpha"}
+
+
+# ------------------------------------------------------------------------------- fast path against reference
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)], ids=["f64", "f32"])
+@pytest.mark.parametrize("name,r", [(n, r) for n in ("srnn", "srnn_exp", "srnn_nn")
+                                    for r in ("n", "logn", "expn", "alpha", "none")])
+def test_fast_path_equals_reference(name, r, dtype, tol, monkeypatch):
+    """The explicit-BPTT fast path (rnns.elman_bptt) against the step loop under autograd (RNNSWEEP_REFERENCE_CELLS=1):
+    outputs, final state, gradients w.r.t. input, initial state and every parameter (the learned alphas included)."""
+    cell = make(name, rho=r, seq_len=T + 2).to(dtype)
+    if r == "alpha":
+        with torch.no_grad():
+            cell.rho_alpha.add_(0.1 * torch.randn_like(cell.rho_alpha))
+    x, h0 = torch.randn(B, T, D, dtype=dtype), 0.5 * torch.randn(B, H, dtype=dtype)
+    wy, wh = torch.randn(B, T, H, dtype=dtype), torch.randn(B, H, dtype=dtype)
+    out = {}
+    for ref in ("0", "1"):
+        monkeypatch.setenv("RNNSWEEP_REFERENCE_CELLS", ref)
+        xi, hi = x.clone().requires_grad_(), h0.clone().requires_grad_()
+        y, hT = cell(xi, hi)
+        out[ref] = (y, hT, *torch.autograd.grad((y * wy).sum() + (hT * wh).sum(), [xi, hi, *cell.parameters()]))
+    names = ["y", "h_T", "x", "h0"] + [n for n, _ in cell.named_parameters()]
+    for n, a, b in zip(names, out["0"], out["1"]):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol, msg=n)
