@@ -132,6 +132,9 @@ def cmd_sweep(a) -> int:
 
         c = tracking.client(summary["uri"])
         print(results.best_table(c, summary["task"]))
+        from datasets.baselines import summary_lines
+
+        print(summary_lines(exp, summary))
     uri = resolve_uri(a.mlflow_uri)
     page = f"#/experiments/{summary['experiment_id']}/runs/{summary['parent_run_id']}"
     if uri.startswith("http"):
