@@ -134,9 +134,11 @@ def summary_lines(exp, summary: dict[str, Any]) -> str:
     if base is None or base.metric != metric:
         return f"trivial baseline: none known for task {space.task!r} ({metric})"
     lines = [f"trivial baseline: {metric} {base.value:.4f} ({base.strategy})"]
-    for model, rec in sorted((summary.get("best") or {}).items(), key=lambda kv: str(kv[0])):
-        v = rec.get("val_mean")
+    best = summary.get("best") or {}
+    for model in list(getattr(exp, "models", ()) or space.models):
+        v = (best.get(model) or {}).get("val_mean")
         if v is None or not math.isfinite(float(v)):
+            lines.append(f"  {model}: no confirmed result (every candidate diverged or stopped early)")
             continue
         m = base.margin(float(v))
         verdict = "better" if m > 0 else "worse" if m < 0 else "no better"

@@ -84,6 +84,8 @@ def test_summary_lines_state_baseline_and_margin():
     assert "trivial baseline: loss 0.5199" in text
     assert "lstm: validation loss 0.2600 vs baseline 0.5199: 50.0% better" in text
     assert "rnn: validation loss 0.5300 vs baseline 0.5199: 2.0% worse" in text
+    text = summary_lines(exp, {"metric": "val_loss", "best": {"lstm": {"val_mean": 0.26}}})
+    assert "rnn: no confirmed result" in text
     exp2 = SimpleNamespace(space="demo/copy", overrides={"delay": 200}, data_dir=None)
     assert "0.0945" in summary_lines(exp2, summary)
 
