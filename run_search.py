@@ -118,7 +118,9 @@ def cmd_sweep(a) -> int:
                      reduction_factor=a.reduction_factor, max_budget=a.max_budget, max_concurrent=a.concurrent,
                      cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial,
                      gpu_memory_fraction=a.gpu_memory_fraction, storage=a.storage, name=a.name,
-                     mlflow_uri=a.mlflow_uri, address=a.address, data_dir=a.data_dir, seed=a.seed,
+                     mlflow_uri=a.mlflow_uri, address=a.address, seed=a.seed,
+                     # absolute: Ray runs each trial in its own working directory
+                     data_dir=os.path.abspath(os.path.expanduser(a.data_dir)) if a.data_dir else None,
                      confirm_top=a.confirm_top, confirm_seeds=a.confirm_seeds, published_only=a.published_only,
                      resume=a.resume, max_failures=a.max_failures, overrides=_overrides(a.set),
                      verbose=0 if a.quiet else 1)
@@ -132,6 +134,9 @@ def cmd_sweep(a) -> int:
 
         c = tracking.client(summary["uri"])
         print(results.best_table(c, summary["task"]))
+        from datasets.baselines import summary_lines
+
+        print(summary_lines(exp, summary))
     uri = resolve_uri(a.mlflow_uri)
     page = f"#/experiments/{summary['experiment_id']}/runs/{summary['parent_run_id']}"
     if uri.startswith("http"):

@@ -1,7 +1,10 @@
 """Small demonstration spaces: the README's default sweep, fast on two CPU cores.
 
-``demo/copy`` is the nnRNN/Stair copying-memory task (PAPERS.md 5.4) at a short delay (20 instead of 200) so that
-a sweep of 8 trials ends in about a minute; ``demo/copy_lru`` is the minimal-LRU copy task (PAPERS.md 2.5) on a
+``demo/copy`` is the nnRNN/Stair copying-memory task (PAPERS.md 5.4) at a short delay (20 instead of 200), with
+one-hot input and 6 x 1000 updates of batch 20 per trial, so that a sweep of 8 trials plus its confirmation runs
+ends in a few minutes on two CPU cores and the best LSTM clearly beats the memoryless baseline (10 ln 8 / 40 = 0.520:
+blanks, then a uniform guess over the 8 symbols; ``datasets/baselines.py``) while the Elman RNN mostly stays near
+it. With scalar input and 40 updates of 10 per epoch (the earlier demo) every trial ended at chance; ``demo/copy_lru`` is the minimal-LRU copy task (PAPERS.md 2.5) on a
 smaller training set. Both compare an LSTM with an Elman RNN under RMSprop, the optimiser of the nnRNN tables.
 """
 from __future__ import annotations
@@ -18,9 +21,11 @@ _COMMON = (
 
 SPACES = (
     Space(
-        name="demo/copy", paper="nnrnn", task="copy_nnrnn", models=("lstm", "rnn"), params=_COMMON,
-        fixed={"optimizer": "rmsprop", "grad_clip": 1.0, "epochs": 6},
-        task_options={"delay": 20, "updates": 40, "batch_size": 10, "n_val": 500},
+        name="demo/copy", paper="nnrnn", task="copy_nnrnn", models=("lstm", "rnn"),
+        # tanh only: ReLU Elman RNNs diverge at most of these learning rates, leaving the RNN unconfirmed
+        params=(Param("lr", "loguniform", 1e-3, 3e-2, doc="learning rate"),) + _COMMON[1:4],
+        fixed={"optimizer": "rmsprop", "grad_clip": 1.0, "epochs": 6}, model_fixed={"rnn": {"nonlin": "tanh"}},
+        task_options={"delay": 20, "onehot": True, "updates": 1000, "batch_size": 20, "n_val": 500},
         seeds=(SeedPoint({"model": "lstm", "lr": 1e-3, "alpha": 0.99, "hidden_size": 64, "forget_bias": 1.0},
                          source="nnRNN supplement Table 2, copy task LSTM row (RMSprop 0.99, lr 1e-3), at delay 20",
                          name="nnrnn-lstm"),),
