@@ -13,6 +13,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+
+def _joins_cluster(argv: list[str]) -> bool:
+    return bool(os.environ.get("RAY_ADDRESS")) or any(a == "--address" or a.startswith("--address=") for a in argv)
+
+
+# before anything imports Ray (Ray reads it at import): a local Ray listens on 127.0.0.1 only, telemetry off; a
+# driver joining a cluster (--address, $RAY_ADDRESS) keeps Ray's default (the machines' addresses)
+if _joins_cluster(sys.argv[1:]):
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "1")
+import search  # noqa: E402,F401  (sets the rest: search/__init__.py)
+
 from rnns.errors import ConfigError  # noqa: E402
 
 DEFAULT_SPACE = "demo/copy"

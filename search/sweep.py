@@ -191,6 +191,12 @@ def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | 
             raise ConfigError(f"cannot join the Ray cluster at {address!r} ({str(e).splitlines()[0][:160]}); "
                               "check the address printed by `ray start --head` or drop --address") from None
         return True
+    from ray._private import ray_constants
+
+    if ray_constants.ENABLE_RAY_CLUSTER and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "1":
+        # Ray was imported before search/__init__.py could keep it on loopback: it would listen on every interface
+        raise ConfigError("Ray was imported before rnnsweep set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, so a local Ray "
+                          "would listen on every interface: import search before ray, or export the variable")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     for k, v in LOOPBACK_ENV.items():
         os.environ.setdefault(k, v)
