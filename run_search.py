@@ -239,6 +239,16 @@ COMMANDS = {"server": cmd_server, "sweep": cmd_sweep, "best": cmd_best, "compare
             "spaces": cmd_spaces, "tasks": cmd_tasks, "data": cmd_data}
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM outside a sweep's own handling (which says more): exit 143, one line."""
+    exit_status = 143
+    message = "terminated (SIGTERM)"
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     for k, v in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("DO_NOT_TRACK", "true"), ("RAY_USAGE_STATS_ENABLED", "0"),
                  ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")):
@@ -249,10 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; continue a sweep with `run_search.py sweep --resume --name NAME`", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        # a sweep raises search.sweep.Interrupted (which names the sweep and the signal); anything else is Ctrl-C
+        print(getattr(e, "message", "") or "interrupted; continue a sweep with `run_search.py sweep --resume --name "
+              "NAME`", file=sys.stderr)
+        return getattr(e, "exit_status", 130)
 
 
 if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     sys.exit(main())

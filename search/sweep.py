@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import signal
 import statistics
 import tempfile
 import time
@@ -68,6 +69,59 @@ class Experiment:
     max_failures: int = 2
     overrides: dict[str, Any] = field(default_factory=dict)
     verbose: int = 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """The sweep was stopped by SIGINT (Ctrl-C) or SIGTERM: recorded as KILLED in MLflow, resumable with --resume."""
+
+    def __init__(self, signum: int, message: str = ""):
+        super().__init__(message or signal.Signals(signum).name)
+        self.signum, self.message = signum, message
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+class _Signals:
+    """SIGINT and SIGTERM while a sweep runs. Inside Tune's loop the first one stops Tune the way its own Ctrl-C
+    handler does (trials stopped, experiment state saved: what --resume needs), then :class:`Interrupted` is raised
+    when the loop has returned; anywhere else (or a second signal) raises :class:`Interrupted` at once. Either way
+    nothing after the interrupted stage runs: no confirmation, no test split, no best tag."""
+
+    def __init__(self):
+        self.got: list[int] = []
+        self.in_tune = False
+        self.old: dict[int, Any] = {}
+
+    def install(self) -> None:
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours forwards to Tune's SIGUSR1 handler instead
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self.old[s] = signal.signal(s, self._on)
+
+    def restore(self) -> None:
+        for s, h in self.old.items():
+            signal.signal(s, h)
+        self.old.clear()
+
+    def _on(self, signum, frame):
+        first = not self.got
+        self.got.append(signum)
+        if self.in_tune and first:
+            tune_handler = signal.getsignal(signal.SIGUSR1)  # Tune's "stop the run, save its state" handler
+            if callable(tune_handler):
+                print(f"[rnnsweep] {signal.Signals(signum).name}: stopping the trials and saving the sweep's state "
+                      "(send it again to stop at once)", flush=True)
+                tune_handler(signum, frame)
+                return
+        raise Interrupted(signum)
+
+    def check(self) -> None:
+        if self.got:
+            raise Interrupted(self.got[0])
+
+
+_SIGNALS: _Signals | None = None
 
 
 def load_space(name: str):
@@ -285,7 +339,18 @@ def run_tuner(*, trainable_kw, param_space, search_alg, scheduler, num_samples, 
                 failure_config=tune.FailureConfig(max_failures=exp.max_failures),
                 # PBT restarts trials from other trials' older checkpoints: keep them all under PBT, else the last
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None if exp.scheduler == "pbt" else 1)))
-    return tuner.fit()
+    sig = _SIGNALS
+    if sig is not None:
+        sig.check()
+        sig.in_tune = True
+    try:
+        results = tuner.fit()
+    finally:
+        if sig is not None:
+            sig.in_tune = False
+    if sig is not None:
+        sig.check()  # Tune returned because of a signal: the sweep ends here, as interrupted
+    return results
 
 
 def run_sweep(exp: Experiment) -> dict[str, Any]:
@@ -312,6 +377,9 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
     check_local_storage(storage)
     started = start_ray(exp.address)  # before any record is written: a bad --address leaves nothing behind
     parent = None
+    global _SIGNALS
+    _SIGNALS = _Signals()
+    _SIGNALS.install()  # after ray.init, which installs its own SIGTERM handler (an abort with a C stack dump)
     try:
         from .preflight import run_preflight
 
@@ -372,16 +440,28 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         c.log_metric(parent, "trials", float(len(rows)))
         c.set_terminated(parent, "FINISHED")
         return summary
-    except BaseException:
+    except BaseException as e:
+        if isinstance(e, Interrupted):
+            e.message = (f"interrupted ({signal.Signals(e.signum).name}): sweep {name!r} recorded as KILLED; "
+                         f"continue it with the same command and --resume --name {name}"
+                         + (f" --storage {exp.storage}" if exp.storage else ""))
         if parent is None:
             raise
         try:
+            if _SIGNALS is not None:
+                _SIGNALS.restore()  # the records below are written whatever signal comes next
+            if "cb" in locals():
+                cb.w.flush(wait=10.0)  # results already queued are written before the runs are closed
             c.set_tag(parent, T.STATUS, "interrupted")
+            _close_children(c, exp_id, parent)
             c.set_terminated(parent, "KILLED")
         except Exception:  # noqa: BLE001 - the store itself may be the problem; the error below says what failed
             pass
         raise
     finally:
+        if _SIGNALS is not None:
+            _SIGNALS.restore()
+            _SIGNALS = None
         if started:
             import ray
 
@@ -396,6 +476,16 @@ def _task_metric(space, data_dir: str | None = None) -> tuple[str, str]:
     small = {k: v for k, v in {"n_val": 2, "n_test": 2, "n_train": 2, "updates": 1}.items() if k in entry.defaults}
     t = build_task(space.task, data_dir=data_dir, **{**space.task_options, **small})
     return t.spec.metric, t.spec.mode
+
+
+def _close_children(c, exp_id: str, parent: str) -> None:
+    """Every child run of the sweep still RUNNING (trials Tune stopped, confirmation runs) ends KILLED, tagged
+    interrupted; a resumed trial finds its run again and reopens it."""
+    runs = c.search_runs([exp_id], filter_string=f"tags.`{T.PARENT}` = '{parent}' and attributes.status = 'RUNNING'",
+                         max_results=10000)
+    for r in runs:
+        c.set_tag(r.info.run_id, T.STATUS, "interrupted")
+        c.set_terminated(r.info.run_id, "KILLED")
 
 
 def _find_sweep_run(c, exp_id: str, name: str) -> str | None:
