@@ -138,6 +138,12 @@ def cmd_sweep(a) -> int:
     summary = run_sweep(exp)
     print(f"\nsweep {summary['sweep']}: {summary['trials']} trials on task {summary['task']} "
           f"(selection by {summary['metric']}, {summary['mode']})")
+    from search.sweep import summary_line
+
+    failed = summary_line(summary)
+    if failed:
+        print(f"error: {failed}", file=sys.stderr)
+        return 1
     if summary["best"]:
         from search import results, tracking
 

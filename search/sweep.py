@@ -122,6 +122,30 @@ class _Signals:
 
 
 _SIGNALS: _Signals | None = None
+TRACEBACKS_ENV = "RNNSWEEP_TRACEBACKS"  # =1: Tune's full traceback for every failed trial attempt on the console
+
+
+class _OneLineTrialErrors:
+    """A logging filter for Tune's "Trial task failed" records: one line (the exception's last line) instead of a
+    traceback of 50+ lines per attempt. The full text stays in the trial's error file and its MLflow run."""
+
+    def filter(self, record) -> bool:
+        if record.exc_info and str(record.msg).startswith("Trial task failed"):
+            err = record.exc_info[1]
+            last = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+            head = record.getMessage()
+            record.msg, record.args = "%s: %s", (head, (last[-1] if last else type(err).__name__)[:300])
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_trial_errors() -> None:
+    import logging
+
+    if os.environ.get(TRACEBACKS_ENV, "") in ("", "0"):
+        lg = logging.getLogger("ray.tune.execution.tune_controller")
+        if not any(isinstance(f, _OneLineTrialErrors) for f in lg.filters):
+            lg.addFilter(_OneLineTrialErrors())
 
 
 def load_space(name: str):
@@ -298,6 +322,29 @@ def _result_rows(results, rename: dict[str, str] | None = None) -> list[dict[str
     return rows
 
 
+def trial_counts(rows, requested: int) -> dict[str, int]:
+    """Trials finished (reported at least one epoch, without error or divergence; stopped early included), failed
+    (error after the retries), diverged, and incomplete (neither: not run, or run without a result) of ``requested``."""
+    failed = sum(1 for r in rows if r["error"])
+    diverged = sum(1 for r in rows if not r["error"] and r["metrics"].get(DIVERGED))
+    finished = sum(1 for r in rows if not r["error"] and not r["metrics"].get(DIVERGED)
+                   and int(r["metrics"].get("epoch", 0) or 0) >= 1)
+    done = failed + diverged + finished
+    return {"requested": requested, "finished": finished, "failed": failed, "diverged": diverged,
+            "incomplete": max(requested, len(rows)) - done}
+
+
+def summary_line(summary: dict[str, Any]) -> str | None:
+    """One line for a sweep that did not give a usable result (no trial finished, or trials missing), else None."""
+    n = summary.get("counts")
+    if not n or (n["finished"] and not n["incomplete"]):
+        return None
+    why = "no trial finished" if not n["finished"] else f"{n['incomplete']} trial(s) did not run to an end"
+    return (f"sweep {summary['sweep']} failed ({why}): {n['finished']} finished, {n['failed']} failed, "
+            f"{n['diverged']} diverged, {n['incomplete']} incomplete of {n['requested']} requested; each failed "
+            f"trial's reason is its MLflow run's tag rnnsweep.failure_reason")
+
+
 def _score(row, metric: str) -> float | None:
     v = row["metrics"].get(f"best_val_{metric}")
     return None if v is None or not math.isfinite(v) else float(v)
@@ -339,6 +386,7 @@ def run_tuner(*, trainable_kw, param_space, search_alg, scheduler, num_samples, 
                 failure_config=tune.FailureConfig(max_failures=exp.max_failures),
                 # PBT restarts trials from other trials' older checkpoints: keep them all under PBT, else the last
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None if exp.scheduler == "pbt" else 1)))
+    _quiet_trial_errors()
     sig = _SIGNALS
     if sig is not None:
         sig.check()
@@ -426,7 +474,16 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         rows = _result_rows(results, rename)
         summary = {"sweep": name, "task": space.task, "metric": metric, "mode": spec_mode, "uri": uri,
                    "parent_run_id": parent, "experiment_id": exp_id, "trials": len(rows), "best": {}}
+        summary["counts"] = counts = trial_counts(rows, num_samples)
+        for k, v in counts.items():
+            c.log_metric(parent, f"trials_{k}", float(v))
         _plots(c, parent, rows, metric)
+        if counts["finished"] == 0:
+            # nothing to confirm, tag or test: the sweep failed (the CLI says so in one line and exits 1)
+            c.set_tag(parent, T.STATUS, "failed")
+            c.log_metric(parent, "trials", float(len(rows)))
+            c.set_terminated(parent, "FAILED")
+            return summary
         if exp.confirm_top > 0:
             summary["best"] = confirm_and_tag(
                 c, uri=uri, exp_id=exp_id, parent=parent, name=name, storage=storage, space=run_space, rows=rows,
