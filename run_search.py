@@ -13,6 +13,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+
+def _joins_cluster(argv: list[str]) -> bool:
+    return bool(os.environ.get("RAY_ADDRESS")) or any(a == "--address" or a.startswith("--address=") for a in argv)
+
+
+# before anything imports Ray (Ray reads it at import): a local Ray listens on 127.0.0.1 only, telemetry off; a
+# driver joining a cluster (--address, $RAY_ADDRESS) keeps Ray's default (the machines' addresses)
+if _joins_cluster(sys.argv[1:]):
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "1")
+import search  # noqa: E402,F401  (sets the rest: search/__init__.py)
+
 from rnns.errors import ConfigError  # noqa: E402
 
 DEFAULT_SPACE = "demo/copy"
@@ -129,6 +140,12 @@ def cmd_sweep(a) -> int:
     summary = run_sweep(exp)
     print(f"\nsweep {summary['sweep']}: {summary['trials']} trials on task {summary['task']} "
           f"(selection by {summary['metric']}, {summary['mode']})")
+    from search.sweep import summary_line
+
+    failed = summary_line(summary)
+    if failed:
+        print(f"error: {failed}", file=sys.stderr)
+        return 1
     if summary["best"]:
         from search import results, tracking
 
@@ -233,6 +250,16 @@ COMMANDS = {"server": cmd_server, "sweep": cmd_sweep, "best": cmd_best, "compare
             "spaces": cmd_spaces, "tasks": cmd_tasks, "data": cmd_data}
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM outside a sweep's own handling (which says more): exit 143, one line."""
+    exit_status = 143
+    message = "terminated (SIGTERM)"
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     for k, v in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("DO_NOT_TRACK", "true"), ("RAY_USAGE_STATS_ENABLED", "0"),
                  ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")):
@@ -243,10 +270,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; continue a sweep with `run_search.py sweep --resume --name NAME`", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        # a sweep raises search.sweep.Interrupted (which names the sweep and the signal); anything else is Ctrl-C
+        print(getattr(e, "message", "") or "interrupted; continue a sweep with `run_search.py sweep --resume --name "
+              "NAME`", file=sys.stderr)
+        return getattr(e, "exit_status", 130)
 
 
 if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     sys.exit(main())

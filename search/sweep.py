@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import signal
 import statistics
 import tempfile
 import time
@@ -73,6 +74,83 @@ class Experiment:
     # Results are unchanged: every trial seeds all generators when it builds its Trainer
     # (tests/search/test_schedulers.py::test_reused_actors_give_identical_results).
     reuse_actors: bool = True
+
+
+class Interrupted(KeyboardInterrupt):
+    """The sweep was stopped by SIGINT (Ctrl-C) or SIGTERM: recorded as KILLED in MLflow, resumable with --resume."""
+
+    def __init__(self, signum: int, message: str = ""):
+        super().__init__(message or signal.Signals(signum).name)
+        self.signum, self.message = signum, message
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+class _Signals:
+    """SIGINT and SIGTERM while a sweep runs. Inside Tune's loop the first one stops Tune the way its own Ctrl-C
+    handler does (trials stopped, experiment state saved: what --resume needs), then :class:`Interrupted` is raised
+    when the loop has returned; anywhere else (or a second signal) raises :class:`Interrupted` at once. Either way
+    nothing after the interrupted stage runs: no confirmation, no test split, no best tag."""
+
+    def __init__(self):
+        self.got: list[int] = []
+        self.in_tune = False
+        self.old: dict[int, Any] = {}
+
+    def install(self) -> None:
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours forwards to Tune's SIGUSR1 handler instead
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self.old[s] = signal.signal(s, self._on)
+
+    def restore(self) -> None:
+        for s, h in self.old.items():
+            signal.signal(s, h)
+        self.old.clear()
+
+    def _on(self, signum, frame):
+        first = not self.got
+        self.got.append(signum)
+        if self.in_tune and first:
+            tune_handler = signal.getsignal(signal.SIGUSR1)  # Tune's "stop the run, save its state" handler
+            if callable(tune_handler):
+                print(f"[rnnsweep] {signal.Signals(signum).name}: stopping the trials and saving the sweep's state "
+                      "(send it again to stop at once)", flush=True)
+                tune_handler(signum, frame)
+                return
+        raise Interrupted(signum)
+
+    def check(self) -> None:
+        if self.got:
+            raise Interrupted(self.got[0])
+
+
+_SIGNALS: _Signals | None = None
+TRACEBACKS_ENV = "RNNSWEEP_TRACEBACKS"  # =1: Tune's full traceback for every failed trial attempt on the console
+
+
+class _OneLineTrialErrors:
+    """A logging filter for Tune's "Trial task failed" records: one line (the exception's last line) instead of a
+    traceback of 50+ lines per attempt. The full text stays in the trial's error file and its MLflow run."""
+
+    def filter(self, record) -> bool:
+        if record.exc_info and str(record.msg).startswith("Trial task failed"):
+            err = record.exc_info[1]
+            last = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+            head = record.getMessage()
+            record.msg, record.args = "%s: %s", (head, (last[-1] if last else type(err).__name__)[:300])
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_trial_errors() -> None:
+    import logging
+
+    if os.environ.get(TRACEBACKS_ENV, "") in ("", "0"):
+        lg = logging.getLogger("ray.tune.execution.tune_controller")
+        if not any(isinstance(f, _OneLineTrialErrors) for f in lg.filters):
+            lg.addFilter(_OneLineTrialErrors())
 
 
 def load_space(name: str):
@@ -196,6 +274,12 @@ def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | 
             raise ConfigError(f"cannot join the Ray cluster at {address!r} ({str(e).splitlines()[0][:160]}); "
                               "check the address printed by `ray start --head` or drop --address") from None
         return True
+    from ray._private import ray_constants
+
+    if ray_constants.ENABLE_RAY_CLUSTER and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "1":
+        # Ray was imported before search/__init__.py could keep it on loopback: it would listen on every interface
+        raise ConfigError("Ray was imported before rnnsweep set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, so a local Ray "
+                          "would listen on every interface: import search before ray, or export the variable")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     for k, v in LOOPBACK_ENV.items():
         os.environ.setdefault(k, v)
@@ -243,6 +327,29 @@ def _result_rows(results, rename: dict[str, str] | None = None) -> list[dict[str
     return rows
 
 
+def trial_counts(rows, requested: int) -> dict[str, int]:
+    """Trials finished (reported at least one epoch, without error or divergence; stopped early included), failed
+    (error after the retries), diverged, and incomplete (neither: not run, or run without a result) of ``requested``."""
+    failed = sum(1 for r in rows if r["error"])
+    diverged = sum(1 for r in rows if not r["error"] and r["metrics"].get(DIVERGED))
+    finished = sum(1 for r in rows if not r["error"] and not r["metrics"].get(DIVERGED)
+                   and int(r["metrics"].get("epoch", 0) or 0) >= 1)
+    done = failed + diverged + finished
+    return {"requested": requested, "finished": finished, "failed": failed, "diverged": diverged,
+            "incomplete": max(requested, len(rows)) - done}
+
+
+def summary_line(summary: dict[str, Any]) -> str | None:
+    """One line for a sweep that did not give a usable result (no trial finished, or trials missing), else None."""
+    n = summary.get("counts")
+    if not n or (n["finished"] and not n["incomplete"]):
+        return None
+    why = "no trial finished" if not n["finished"] else f"{n['incomplete']} trial(s) did not run to an end"
+    return (f"sweep {summary['sweep']} failed ({why}): {n['finished']} finished, {n['failed']} failed, "
+            f"{n['diverged']} diverged, {n['incomplete']} incomplete of {n['requested']} requested; each failed "
+            f"trial's reason is its MLflow run's tag rnnsweep.failure_reason")
+
+
 def _score(row, metric: str) -> float | None:
     v = row["metrics"].get(f"best_val_{metric}")
     return None if v is None or not math.isfinite(v) else float(v)
@@ -284,7 +391,19 @@ def run_tuner(*, trainable_kw, param_space, search_alg, scheduler, num_samples, 
                 failure_config=tune.FailureConfig(max_failures=exp.max_failures),
                 # PBT restarts trials from other trials' older checkpoints: keep them all under PBT, else the last
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None if exp.scheduler == "pbt" else 1)))
-    return tuner.fit()
+    _quiet_trial_errors()
+    sig = _SIGNALS
+    if sig is not None:
+        sig.check()
+        sig.in_tune = True
+    try:
+        results = tuner.fit()
+    finally:
+        if sig is not None:
+            sig.in_tune = False
+    if sig is not None:
+        sig.check()  # Tune returned because of a signal: the sweep ends here, as interrupted
+    return results
 
 
 def run_sweep(exp: Experiment) -> dict[str, Any]:
@@ -311,6 +430,9 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
     check_local_storage(storage)
     started = start_ray(exp.address)  # before any record is written: a bad --address leaves nothing behind
     parent = None
+    global _SIGNALS
+    _SIGNALS = _Signals()
+    _SIGNALS.install()  # after ray.init, which installs its own SIGTERM handler (an abort with a C stack dump)
     try:
         from .preflight import run_preflight
 
@@ -357,7 +479,16 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         rows = _result_rows(results, rename)
         summary = {"sweep": name, "task": space.task, "metric": metric, "mode": spec_mode, "uri": uri,
                    "parent_run_id": parent, "experiment_id": exp_id, "trials": len(rows), "best": {}}
+        summary["counts"] = counts = trial_counts(rows, num_samples)
+        for k, v in counts.items():
+            c.log_metric(parent, f"trials_{k}", float(v))
         _plots(c, parent, rows, metric)
+        if counts["finished"] == 0:
+            # nothing to confirm, tag or test: the sweep failed (the CLI says so in one line and exits 1)
+            c.set_tag(parent, T.STATUS, "failed")
+            c.log_metric(parent, "trials", float(len(rows)))
+            c.set_terminated(parent, "FAILED")
+            return summary
         if exp.confirm_top > 0:
             summary["best"] = confirm_and_tag(
                 c, uri=uri, exp_id=exp_id, parent=parent, name=name, storage=storage, space=run_space, rows=rows,
@@ -371,16 +502,28 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         c.log_metric(parent, "trials", float(len(rows)))
         c.set_terminated(parent, "FINISHED")
         return summary
-    except BaseException:
+    except BaseException as e:
+        if isinstance(e, Interrupted):
+            e.message = (f"interrupted ({signal.Signals(e.signum).name}): sweep {name!r} recorded as KILLED; "
+                         f"continue it with the same command and --resume --name {name}"
+                         + (f" --storage {exp.storage}" if exp.storage else ""))
         if parent is None:
             raise
         try:
+            if _SIGNALS is not None:
+                _SIGNALS.restore()  # the records below are written whatever signal comes next
+            if "cb" in locals():
+                cb.w.flush(wait=10.0)  # results already queued are written before the runs are closed
             c.set_tag(parent, T.STATUS, "interrupted")
+            _close_children(c, exp_id, parent)
             c.set_terminated(parent, "KILLED")
         except Exception:  # noqa: BLE001 - the store itself may be the problem; the error below says what failed
             pass
         raise
     finally:
+        if _SIGNALS is not None:
+            _SIGNALS.restore()
+            _SIGNALS = None
         if started:
             import ray
 
@@ -395,6 +538,16 @@ def _task_metric(space, data_dir: str | None = None) -> tuple[str, str]:
     small = {k: v for k, v in {"n_val": 2, "n_test": 2, "n_train": 2, "updates": 1}.items() if k in entry.defaults}
     t = build_task(space.task, data_dir=data_dir, **{**space.task_options, **small})
     return t.spec.metric, t.spec.mode
+
+
+def _close_children(c, exp_id: str, parent: str) -> None:
+    """Every child run of the sweep still RUNNING (trials Tune stopped, confirmation runs) ends KILLED, tagged
+    interrupted; a resumed trial finds its run again and reopens it."""
+    runs = c.search_runs([exp_id], filter_string=f"tags.`{T.PARENT}` = '{parent}' and attributes.status = 'RUNNING'",
+                         max_results=10000)
+    for r in runs:
+        c.set_tag(r.info.run_id, T.STATUS, "interrupted")
+        c.set_terminated(r.info.run_id, "KILLED")
 
 
 def _find_sweep_run(c, exp_id: str, name: str) -> str | None:
