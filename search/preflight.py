@@ -345,3 +345,355 @@ def run_preflight(*, storage: str, mlflow_uri: str, gpus_per_trial: float, cpus_
             _remove_marker(storage, marker)
     if found:
         raise ConfigError(_summary(found))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# values: every --set value, every seed point and every value a space can sample, checked before Ray starts
+#
+# Two layers. (1) A domain per key (the table below, else the type of the consuming component's default): a value
+# of the wrong type, not finite, or out of range is refused with the key, the value and the valid range. (2) A dry
+# construction on the CPU of what consumes the value -- the task (with tiny split sizes), the model (at a small width)
+# and the optimiser and schedule -- with nothing trained: names the components know (an init, a rho, an optimiser,
+# a nonlinearity...) and constraints between values (an odd hidden size for nnRNN...) are refused by the component
+# itself, and its message (which lists the valid names) is passed on in the same one line.
+
+import math as _math  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Domain:
+    kind: str  # "int" | "float" | "bool" | "str" | "pair" (two numbers, e.g. Adam's betas)
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself excluded
+    high_open: bool = False
+    none_ok: bool = False  # None (JSON null) allowed: "not set"
+
+    def text(self) -> str:
+        what = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a name",
+                "pair": "two numbers [a, b]"}[self.kind]
+        lo, hi = self.low, self.high
+        if lo is not None and hi is not None:
+            rng = f" in {'(' if self.low_open else '['}{lo:g}, {hi:g}{')' if self.high_open else ']'}"
+        elif lo is not None:
+            rng = f" {'>' if self.low_open else '>='} {lo:g}"
+        elif hi is not None:
+            rng = f" {'<' if self.high_open else '<='} {hi:g}"
+        else:
+            rng = ""
+        if self.kind == "pair" and rng:
+            rng = " each" + rng
+        return what + rng + (" (or null)" if self.none_ok else "")
+
+    def problem(self, v: Any) -> str | None:
+        """Why ``v`` is outside the domain, or None."""
+        if v is None:
+            return None if self.none_ok else "is not set"
+        if self.kind == "bool":
+            return None if isinstance(v, bool) else "is not true/false"
+        if self.kind == "str":
+            return None if isinstance(v, str) else "is not a name"
+        if self.kind == "pair":
+            if not isinstance(v, (list, tuple)) or len(v) != 2:
+                return "is not a pair of numbers"
+            for x in v:
+                why = Domain("float", self.low, self.high, self.low_open, self.high_open).problem(x)
+                if why:
+                    return why
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            if isinstance(v, str):
+                try:
+                    float(v)
+                    return "is not a finite number"  # nan, inf, infinity written as text
+                except ValueError:
+                    return "is not a number"
+            return "is not a number"
+        if not _math.isfinite(v):
+            return "is not a finite number"
+        if self.kind == "int" and int(v) != v:
+            return "is not a whole number"
+        if self.low is not None and (v < self.low or (self.low_open and v == self.low)):
+            return "is out of range"
+        if self.high is not None and (v > self.high or (self.high_open and v == self.high)):
+            return "is out of range"
+        return None
+
+
+_POS = Domain("float", 0, None, low_open=True)
+_NONNEG = Domain("float", 0, None)
+_UNIT_OPEN = Domain("float", 0, 1, low_open=True, high_open=True)
+_PROB = Domain("float", 0, 1, high_open=True)
+_COUNT = Domain("int", 1)
+_COUNT0 = Domain("int", 0)
+
+DOMAINS: dict[str, Domain] = {
+    # optimiser and schedule (rnns.optim)
+    "lr": _POS, "lr_orth": _POS, "alpha": _UNIT_OPEN, "eps": _POS, "momentum": _PROB, "weight_decay": _NONNEG,
+    "Tdecay": _NONNEG, "lr_factor": _POS, "clip_multiplier": _POS, "betas": Domain("pair", 0, 1, high_open=True),
+    "optimizer": Domain("str"), "schedule": Domain("str"), "warmup_epochs": _NONNEG, "lr_min": _NONNEG,
+    # model (rnns.model) and cells
+    "hidden_size": _COUNT, "num_layers": _COUNT, "embed_dim": Domain("int", 1, none_ok=True), "dropout": _PROB,
+    "delta": _NONNEG, "r_min": _PROB, "r_max": Domain("float", 0, 1, low_open=True), "max_phase": _POS,
+    "chrono": _COUNT0, "rank": _COUNT0, "rounds": _COUNT0, "relu_layers": _COUNT, "middle": _POS, "out_size": _COUNT0,
+    "seq_len": Domain("int", 1, none_ok=True), "alpha_init": Domain("float", none_ok=True),
+    "forget_bias": Domain("float"),
+    # trainer
+    "epochs": _COUNT, "grad_clip": _NONNEG, "max_loss": _POS, "param_budget": Domain("int", 1, none_ok=True),
+    "max_batches": _COUNT0, "seed": _COUNT0,
+    # tasks
+    "batch_size": _COUNT, "eval_batch_size": _COUNT, "bptt": _COUNT, "length": _COUNT, "window": _COUNT,
+    "stride": _COUNT, "updates": _COUNT, "n_train": _COUNT, "n_val": _COUNT, "n_test": _COUNT, "delay": _COUNT,
+    "lag": _COUNT, "pattern": _COUNT, "max_len": _COUNT, "vocab_size": _COUNT, "data_seed": _COUNT0,
+    "label_smoothing": _PROB, "val_fraction": _UNIT_OPEN,
+}
+
+
+def _default_of(key: str, task: str, model: str) -> Any:
+    from datasets.base import get_task
+    from rnns.registry import get_cell
+
+    for d in (get_task(task).defaults, get_cell(model).options()):
+        if key in d:
+            return d[key]
+    return None
+
+
+def domain_of(key: str, task: str, model: str) -> Domain | None:
+    """The valid values of ``key``: the table above, else the type of the consuming component's default."""
+    if key in DOMAINS:
+        return DOMAINS[key]
+    d = _default_of(key, task, model)
+    if isinstance(d, bool):
+        return Domain("bool")
+    if isinstance(d, int):
+        return Domain("int")
+    if isinstance(d, float):
+        return Domain("float")
+    if isinstance(d, str):
+        return Domain("str")
+    return None  # no default to judge by: left to the dry construction
+
+
+def fmt_value(v: Any) -> str:
+    if isinstance(v, float):
+        return repr(v) if _math.isfinite(v) or _math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, bool) or v is None:
+        return {True: "true", False: "false", None: "null"}[v]
+    return str(v)
+
+
+def check_domain(where: str, key: str, value: Any, task: str, model: str) -> None:
+    dom = domain_of(key, task, model)
+    why = dom.problem(value) if dom else None
+    if why:
+        raise ConfigError(f"{where}{key}={fmt_value(value)} {why}; valid: {dom.text()}")
+
+
+_DRY_WIDTH = 256  # widest model of the dry construction (a real one may be thousands wide; some inits need >= 164)
+_TINY_SPLITS = {"n_val": 2, "n_test": 2, "n_train": 2, "updates": 1}
+
+
+class _Dry:
+    """Builds a task (tiny splits), a model (small width), an optimiser and a schedule from a configuration, with
+    caches so that a space's many values cost few constructions."""
+
+    def __init__(self, data_dir: str | None):
+        self.data_dir = data_dir
+        self.specs: dict[str, Any] = {}
+        self.models: dict[str, Any] = {}
+
+    def spec(self, task: str, task_opts: dict) -> Any:
+        from datasets.base import build_task, get_task
+
+        defaults = get_task(task).defaults
+        # batch sizes are range-checked above and shape no spec: one build of a file-backed task, not one per size
+        task_opts = {k: v for k, v in task_opts.items() if k not in ("batch_size", "eval_batch_size")}
+        opts = {**{k: v for k, v in _TINY_SPLITS.items() if k in defaults}, **task_opts}
+        for k in _TINY_SPLITS:  # a user's split size was range-checked; a tiny one builds the same way
+            if k in task_opts and k in defaults:
+                opts[k] = _TINY_SPLITS[k]
+        key = repr((task, sorted(opts.items())))
+        if key not in self.specs:
+            self.specs[key] = build_task(task, data_dir=self.data_dir, **opts).spec
+        return self.specs[key]
+
+    def model(self, cfg: dict) -> Any:
+        from rnns.model import SequenceModel
+
+        from .config import split_config
+
+        sc = split_config(cfg)
+        spec = self.spec(sc.task, sc.task_opts)
+        opts = dict(sc.model_opts)
+        h = opts.get("hidden_size")
+        # small, with the parity of the real width (some cells need an even one)
+        opts["hidden_size"] = _DRY_WIDTH + (int(h) % 2) if isinstance(h, int) and h > _DRY_WIDTH else (h or _DRY_WIDTH)
+        opts.pop("param_budget", None)
+        if opts.get("embed_dim") and opts["embed_dim"] > _DRY_WIDTH:
+            opts["embed_dim"] = _DRY_WIDTH
+        key = repr((sc.model, sorted(opts.items(), key=lambda kv: kv[0])))
+        if key not in self.models:
+            self.models[key] = SequenceModel(sc.model, spec.input_size, spec.output_size, spec.readout,
+                                             token_input=spec.input_kind == "tokens", **opts)
+        return self.models[key], sc
+
+    def build(self, cfg: dict, keys: set[str] | None = None) -> None:
+        """Construct what consumes ``keys`` (everything when None): the task for task options, the model for
+        model and cell options, the optimiser and schedule for theirs."""
+        from datasets.base import get_task
+        from rnns.model import MODEL_OPTIONS
+        from rnns.optim import OPTIM_OPTIONS, SCHEDULE_OPTIONS, build_optimizer, build_schedule
+        from rnns.registry import get_cell
+
+        from .config import split_config
+
+        sc = split_config(cfg)
+        tdefaults = get_task(sc.task).defaults
+        copts = get_cell(sc.model).options()
+        keys = set(cfg) if keys is None else keys
+        if keys & set(tdefaults):
+            self.spec(sc.task, sc.task_opts)
+        if keys & (set(MODEL_OPTIONS) | set(copts) | set(OPTIM_OPTIONS) | set(SCHEDULE_OPTIONS) | {"model", "task"}):
+            model, _ = self.model(cfg)
+            if keys & (set(OPTIM_OPTIONS) | set(SCHEDULE_OPTIONS) | {"model", "task"}):
+                opt = build_optimizer(model, **sc.optim_opts)
+                epochs = int(sc.train_opts.get("epochs", 10))
+                steps = 10
+                build_schedule(opt, schedule=sc.sched_opts.get("schedule", "none"), total_steps=epochs * steps,
+                               warmup_steps=int(round(float(sc.sched_opts.get("warmup_epochs", 0.0)) * steps)),
+                               lr_min=float(sc.sched_opts.get("lr_min", 1e-7)))
+
+
+def _first_line(e: BaseException) -> str:
+    msg = " ".join(str(e).split()) or type(e).__name__
+    return msg[:300]
+
+
+def _component(key: str, task: str, model: str) -> str:
+    from datasets.base import get_task
+    from rnns.optim import OPTIM_OPTIONS, SCHEDULE_OPTIONS
+
+    if key in get_task(task).defaults:
+        return f"task {task!r}"
+    if key in OPTIM_OPTIONS:
+        return "the optimiser"
+    if key in SCHEDULE_OPTIONS:
+        return "the schedule"
+    return f"model {model!r}"
+
+
+def _refused(where: str, key: str, value: Any, cfg: dict, e: BaseException) -> ConfigError:
+    # the component's own message says what it accepts (its valid names, or the constraint: "needs an even ...")
+    comp = _component(key, cfg["task"], cfg["model"])
+    return ConfigError(f"{where}{key}={fmt_value(value)} is refused by {comp}: {_first_line(e)}")
+
+
+_BUILD_ERRORS = (ConfigError, ValueError, TypeError, KeyError, RuntimeError, AssertionError, IndexError,
+                 ZeroDivisionError, OverflowError)
+
+
+def _values(p) -> list:
+    """What a searcher can give parameter ``p``: every choice, the ends of a range, its grid values."""
+    if p.kind == "choice":
+        return list(p.choices)
+    vals = [p.low, p.high] + [g for g in p.grid]
+    if p.kind == "int":
+        vals = [int(v) for v in vals]
+    out = []
+    for v in vals:
+        if all(repr(v) != repr(o) for o in out):
+            out.append(v)
+    return out
+
+
+def _where_applies(p, cfg: dict) -> dict | None:
+    """``cfg`` with the parameters ``p`` depends on set so that ``p`` applies; None where it cannot (another model)."""
+    if "model" in p.when and cfg["model"] not in p.when["model"]:
+        return None
+    out = dict(cfg)
+    for k, vals in p.when.items():
+        if out.get(k) not in vals:
+            out[k] = vals[0]
+    return out
+
+
+def check_values(space, run_space, models: tuple[str, ...], overrides: dict[str, Any],
+                 data_dir: str | None = None) -> None:
+    """Refuse, before Ray starts and before anything is written, any value a trial of this sweep could get that its
+    component would reject: the ``--set`` values, every seed point and every value the space can sample. A problem
+    is one ConfigError line naming where the value comes from, the key, the value and the valid range.
+
+    ``space`` is the registry's space; ``run_space`` the same with the sweep's budget, seed and overrides fixed
+    (:func:`search.sweep.sweep_space`)."""
+    from .config import known_keys
+    from .space_adapter import seed_configs
+
+    dry = _Dry(data_dir)
+    task = space.task
+    # 1. domains: overrides, seed points, every value the space can sample
+    for m in models:
+        for k, v in overrides.items():
+            check_domain("--set ", k, v, task, m)
+    for cfg, _src, name in seed_configs(run_space, models):
+        for k, v in cfg.items():
+            if k not in ("task", "model") and v is not None:  # None: a setting the seed point removes
+                check_domain(f"published configuration {name or '?'!r} of space {space.name!r}: ", k, v, task,
+                             cfg["model"])
+    for p in run_space.params:
+        for m in models:
+            if p.config_key in known_keys(task, m) and ("model" not in p.when or m in p.when["model"]):
+                for v in _values(p):
+                    check_domain(f"space {space.name!r} parameter {p.name!r} ({p.span()}): ", p.config_key, v,
+                                 task, m)
+                break
+    # 2. dry construction: the space's own settings, then each --set value, each seed point, each sampleable value
+    for m in models:
+        base = {k: v for k, v in space.base_config(m).items() if v is not None}
+        for p in space.params:  # a complete configuration: each applicable parameter at its default or first value
+            if p.config_key not in base and p.applies(base):
+                base[p.config_key] = p.default if p.default is not None else _values(p)[0]
+        try:
+            dry.build(base)
+        except ConfigError as e:
+            if "data" in str(e) and ("file" in str(e) or "director" in str(e)):
+                raise  # a missing data file: the task's own one-line message
+            raise ConfigError(f"space {space.name!r} model {m!r} cannot be built with its own settings: "
+                              f"{_first_line(e)}") from None
+        except _BUILD_ERRORS as e:
+            raise ConfigError(f"space {space.name!r} model {m!r} cannot be built with its own settings: "
+                              f"{_first_line(e)}") from None
+        for k, v in overrides.items():
+            try:
+                dry.build({**base, k: v}, {k})
+            except _BUILD_ERRORS as e:
+                raise _refused("--set ", k, v, {**base, k: v}, e) from None
+        if overrides:
+            cfg = {**base, **overrides}
+            try:
+                dry.build(cfg, set(overrides))
+            except _BUILD_ERRORS as e:
+                given = " ".join(f"{k}={fmt_value(v)}" for k, v in overrides.items())
+                raise ConfigError(f"--set {given}: together refused by model {m!r}: {_first_line(e)}") from None
+        with_over = {k: v for k, v in run_space.base_config(m).items() if v is not None}
+        for p in run_space.params:
+            cfg0 = _where_applies(p, {**base, **with_over})
+            if cfg0 is None or p.config_key not in known_keys(task, m):
+                continue
+            for v in _values(p):
+                cfg = {**cfg0, p.config_key: v}
+                try:
+                    dry.build(cfg, {p.config_key})
+                except _BUILD_ERRORS as e:
+                    raise _refused(f"space {space.name!r} parameter {p.name!r} ({p.span()}): ", p.config_key, v,
+                                   cfg, e) from None
+    for cfg, _src, name in seed_configs(run_space, models):
+        cfg = {k: v for k, v in cfg.items() if v is not None}
+        try:
+            dry.build(cfg)
+        except _BUILD_ERRORS as e:
+            raise ConfigError(f"published configuration {name or '?'!r} of space {space.name!r} (model "
+                              f"{cfg['model']!r}) is refused: {_first_line(e)}") from None

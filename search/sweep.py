@@ -200,6 +200,9 @@ def validate(exp: Experiment):
                 raise ConfigError(f"--set {k}: not a parameter of task {space.task!r} / model {m!r}{suggest(k, keys)}")
     if exp.published_only and not any(sp.config.get("model", models[0]) in models for sp in space.seeds):
         raise ConfigError(f"space {space.name!r} has no published configuration for models {', '.join(models)}")
+    from .preflight import check_values  # every value a trial could get, by a dry build on the CPU (no Ray yet)
+
+    check_values(space, sweep_space(space, budget, exp.overrides, exp.seed), models, exp.overrides, exp.data_dir)
     return space, models, budget
 
 
