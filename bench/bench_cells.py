@@ -11,6 +11,10 @@ with ``scan="loop"`` (the step-by-step recurrence), so their parallel-scan speed
     PYTHONPATH=. python bench/bench_cells.py --full           # the issue's GPU sizes: B100 T784 H512, B32 T1024 H256
     PYTHONPATH=. python bench/bench_cells.py --points 16x128x128 32x64x256x1 --repeats 7 --cells lstm,gru,lru
 
+``--reference`` also times every cell on its slow reference path (``RNNSWEEP_REFERENCE_CELLS=1``: the plain step
+loop under autograd that the fast paths are tested against, which is what every cell ran before the fast paths),
+as rows ``cell[reference]`` in the same rounds, and adds a "fast / reference" column: the before/after table.
+
 ``--points`` are BxTxH or BxTxHxD. ``--full`` runs the issue's GPU sizes (far too slow on a 2-core CPU: minutes
 per cell and round). Memory: on CUDA the peak allocated during forward + backward above what was allocated
 before (``torch.cuda.max_memory_allocated``); everywhere the bytes autograd saved for the backward pass, counted
@@ -54,6 +58,39 @@ def parse_point(s: str) -> tuple[int, int, int, int]:
     return tuple(v)  # B, T, H, D
 
 
+class Reference(nn.Module):
+    """A cell run on its slow reference path: ``RNNSWEEP_REFERENCE_CELLS=1`` while it is built and called."""
+
+    def __init__(self, build_fn):
+        super().__init__()
+        with _reference_env():
+            self.cell = build_fn()
+        self.output_size = self.cell.output_size
+
+    def forward(self, x):
+        with _reference_env():
+            return self.cell(x)
+
+    def extra_loss(self):
+        return getattr(self.cell, "extra_loss", lambda: None)()
+
+
+class _reference_env:
+    def __enter__(self):
+        import os
+
+        self.old = os.environ.get("RNNSWEEP_REFERENCE_CELLS")
+        os.environ["RNNSWEEP_REFERENCE_CELLS"] = "1"
+
+    def __exit__(self, *exc):
+        import os
+
+        if self.old is None:
+            os.environ.pop("RNNSWEEP_REFERENCE_CELLS", None)
+        else:
+            os.environ["RNNSWEEP_REFERENCE_CELLS"] = self.old
+
+
 class Baseline(nn.Module):
     """Bare nn.LSTM with the cell interface (y, h)."""
 
@@ -70,6 +107,8 @@ def build(label: str, name: str, opts: dict, D: int, H: int, device) -> nn.Modul
     torch.manual_seed(0)
     if label == BASELINE:
         return Baseline(D, H).to(device)
+    if label.endswith("[reference]"):
+        return Reference(lambda: build_cell(name, D, H, **opts)).to(device)
     return build_cell(name, D, H, **opts).to(device)
 
 
@@ -141,12 +180,14 @@ def fmt_bytes(n: float) -> str:
     return str(n)
 
 
-def run_point(point, names, device, repeats: int, log, min_time: float = 0.05) -> dict:
+def run_point(point, names, device, repeats: int, log, min_time: float = 0.05, reference: bool = False) -> dict:
     B, T, H, D = point
     torch.manual_seed(0)
     x = torch.randn(B, T, D, device=device)
     rows = [(BASELINE, None, {})] + [(n, n, {}) for n in names]
     rows += [v for v in LOOP_VARIANTS if v[1] in names]
+    if reference:
+        rows += [(f"{n}[reference]", n, {}) for n in names]
     models, info, failed, inner = {}, {}, {}, {}
     for label, name, opts in rows:
         try:
@@ -183,6 +224,10 @@ def run_point(point, names, device, repeats: int, log, min_time: float = 0.05) -
             # same-round pairing: loop time / scan time per round, median
             rr = [a / b for a, b in zip(times[scan_lab], times[lab])]
             out[lab]["scan_speedup"] = median(rr)
+    for label in list(out):
+        ref = f"{label}[reference]"
+        if ref in out:  # same-round pairing: reference time / fast time
+            out[label]["speedup"] = median([a / b for a, b in zip(times[ref], times[label])])
     return {"point": point, "cells": out, "failed": failed}
 
 
@@ -209,16 +254,24 @@ def render(results, device, args) -> str:
         B, T, H, D = res["point"]
         cells_ = res["cells"]
         lines.append(f"### B {B}, T {T}, H {H}, D {D}\n")
+        with_ref = any(k.endswith("[reference]") for k in cells_)
         hdr = ["cell", "ms / fwd+bwd", "seq/s", f"x {BASELINE}", "IQR of ratio", "params", "saved activations"]
+        if with_ref:
+            hdr[4:4] = [f"reference path x {BASELINE}", "fast / reference"]
         if device.type == "cuda":
             hdr.append("CUDA peak")
         rows = []
-        order = [BASELINE] + sorted((k for k in cells_ if k != BASELINE), key=lambda k: -cells_[k]["ratio"])
+        order = [BASELINE] + sorted((k for k in cells_ if k != BASELINE and not k.endswith("[reference]")),
+                                    key=lambda k: -cells_[k]["ratio"])
         for k in order:
             c = cells_[k]
             q = c["ratio_q"]
             row = [f"`{k}`", f"{c['ms']:.1f}", f"{c['seq_s']:.0f}", f"{c['ratio']:.2f}",
                    "-" if k == BASELINE else f"{q[0]:.2f}-{q[1]:.2f}", f"{c['params']:,}", fmt_bytes(c["saved"])]
+            if with_ref:
+                r = cells_.get(f"{k}[reference]")
+                row[4:4] = [f"{r['ratio']:.2f}" if r else "-",
+                            f"{c['speedup']:.2f}x" if "speedup" in c else "-"]
             if device.type == "cuda":
                 row.append(fmt_bytes(c["peak"]))
             rows.append(row)
@@ -229,6 +282,23 @@ def render(results, device, args) -> str:
         if sp:
             lines.append("\nParallel scan over its own step loop (same rounds): "
                          + ", ".join(f"`{k}` {v:.2f}x" for k, v in sp) + ".")
+        lines.append("")
+    if device.type == "cpu" and any(r["point"][:3] in ((16, 128, 128), (8, 512, 64)) for r in results):
+        lines.append("### Against the CPU targets\n")
+        gated = {"ur_lstm", "r_lstm", "u_lstm", "gru", "mogrifier_lstm", "rru", "srnn_lstm"}
+        for res in results:
+            B, T, H, D = res["point"]
+            cs = {k: c for k, c in res["cells"].items() if k != BASELINE and "[" not in k}
+            if (B, T, H) == (16, 128, 128):
+                miss = [k for k, c in cs.items() if c["ratio"] < 0.5]
+                lines.append(f"- B16 T128 H128, every cell >= 0.5x: "
+                             + (f"missed by {len(miss)} of {len(cs)}: " + ", ".join(
+                                 f"`{k}` ({cs[k]['ratio']:.2f}x)" for k in sorted(miss, key=lambda k: cs[k]['ratio']))
+                                if miss else f"**met** by all {len(cs)}"))
+            if (B, T, H) == (8, 512, 64):
+                miss = [k for k, c in cs.items() if k in gated and c["ratio"] < 0.25]
+                lines.append("- B8 T512 H64, gated cells >= 0.25x: " + (", ".join(
+                    f"`{k}` ({cs[k]['ratio']:.2f}x)" for k in miss) + " missed" if miss else "**met**"))
         lines.append("")
     lines.append("### Against the GPU targets\n")
     if device.type == "cuda":
@@ -276,6 +346,8 @@ def main() -> None:
     ap.add_argument("--clock", choices=("auto", "wall", "cpu"), default="auto",
                     help="cpu: the process's CPU time (robust to other jobs on a shared machine; single-threaded CPU "
                          "runs only); auto: cpu for a 1-thread CPU run, wall otherwise")
+    ap.add_argument("--reference", action="store_true",
+                    help="also time each cell's slow reference path (before/after table)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = ap.parse_args()
     if args.threads:
@@ -298,7 +370,7 @@ def main() -> None:
     results = []
     for p in points:
         log(f"point B{p[0]} T{p[1]} H{p[2]} D{p[3]}: {len(names)} cells + baseline + loop variants")
-        results.append(run_point(p, names, device, args.repeats, log, args.min_time))
+        results.append(run_point(p, names, device, args.repeats, log, args.min_time, args.reference))
     text = render(results, device, args)
     print(text)
     if not args.no_write:
