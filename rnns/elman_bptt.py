@@ -13,7 +13,8 @@ Forward saves the pre-activations a_t and the states h_t; backward runs the reve
     g_{t-1} += ga_t W^T
 
 and then forms the parameter gradients in single GEMMs / reductions over all steps:
-dL/dW = [h_{-1}, ..., h_{T-2}]^T [ga_0, ..., ga_{T-1}], dL/db (modReLU) = sum ga * sign(a), dL/dr_t = sum g_t * phi(a_t).
+dL/dW = [h_{-1}, ..., h_{T-2}]^T [ga_0, ..., ga_{T-1}], dL/db (modReLU) = sum ga * sign(a),
+dL/dr_t = sum g_t * phi(a_t).
 Each step of forward and backward is one GEMM with W plus a few elementwise ops, without autograd bookkeeping; the loops
 are TorchScript functions (compiled once per process, well under a second). The slow reference, the plain step loop
 under autograd, stays in ElmanForm and is selected by ``rnns.base.use_reference()``; tests check the two agree
