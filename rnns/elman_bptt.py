@@ -52,43 +52,56 @@ def _elman_forward(ux: Tensor, W: Tensor, h0: Tensor, b: Tensor, scales: Tensor,
     hs = torch.empty_like(ux)
     h = h0
     for t in range(T):
-        a = torch.addmm(ux[t], h, W)
-        pre[t] = a
-        p = _phi(a, b, kind)
+        a = torch.addmm(ux[t], h, W, out=pre[t])  # written in place: no per-step copy
         if scaled:
-            p = p * scales[t]
-        hs[t] = p
-        h = p
+            h = torch.mul(_phi(a, b, kind), scales[t], out=hs[t])
+        elif kind == 3:
+            h = torch.mul(torch.sign(a), torch.relu(a.abs() + b), out=hs[t])
+        elif kind == 1:
+            h = torch.tanh(a, out=hs[t])
+        elif kind == 2:
+            h = torch.relu(a)
+            hs[t] = h
+        else:
+            hs[t] = a
+            h = a
     return hs, pre
+
+
+def _phi_derivative(pre: Tensor, b: Tensor, kind: int) -> Tensor:
+    """phi'(a) for every step at once, as autograd differentiates the reference's formula."""
+    if kind == 1:
+        th = torch.tanh(pre)
+        return 1 - th * th
+    if kind == 2:
+        return (pre > 0).to(pre.dtype)
+    if kind == 3:
+        sa = torch.sign(pre)
+        return ((pre.abs() + b) > 0).to(pre.dtype) * (sa * sa)
+    return torch.ones_like(pre)
 
 
 def _elman_backward(ghs: Tensor, pre: Tensor, hs: Tensor, h0: Tensor, W: Tensor, b: Tensor, scales: Tensor,
                     kind: int, scaled: bool, need_scales: bool) -> List[Tensor]:
-    """Reverse loop; returns [d ux, d W, d h0, d b (or empty), d scales (or empty)]."""
+    """Reverse loop; returns [d ux, d W, d h0, d b (or empty), d scales (or empty)].
+
+    The per-step factor r_t phi'(a_t) is formed for all steps before the loop, so each step is one add, one multiply
+    (written in place) and one GEMM with W^T."""
     T = pre.shape[0]
     Wt = W.t()
+    D = _phi_derivative(pre, b, kind)
+    if scaled:
+        D = D * scales.view(-1, 1, 1)
     gpre = torch.empty_like(pre)
     gout = torch.empty_like(pre) if need_scales else torch.empty(0, dtype=pre.dtype, device=pre.device)
     g = torch.zeros_like(h0)
     for s in range(T):
         t = T - 1 - s
-        g = g + ghs[t]
         if need_scales:
-            gout[t] = g
-        if scaled:
-            g = g * scales[t]
-        a = pre[t]
-        if kind == 1:
-            th = torch.tanh(a)
-            ga = g * (1 - th * th)
-        elif kind == 2:
-            ga = g * (a > 0).to(g.dtype)
-        elif kind == 3:
-            sa = torch.sign(a)
-            ga = g * ((a.abs() + b) > 0).to(g.dtype) * (sa * sa)
+            g = torch.add(g, ghs[t], out=gout[t])
         else:
-            ga = g
-        gpre[t] = ga
+            g = g + ghs[t]
+        ga = torch.mul(g, D[t], out=gpre[t])
         g = torch.mm(ga, Wt)
     H = W.shape[0]
     hprev = torch.cat([h0.unsqueeze(0), hs[:-1]], 0)  # h_{t-1} for every t
@@ -109,7 +122,7 @@ def use_torchscript(on: bool) -> None:
 
         with warnings.catch_warnings():  # torch.jit.script is deprecated in favour of torch.compile
             warnings.simplefilter("ignore")
-            _KERNELS["forward"] = torch.jit.script(_elman_forward)
+            _KERNELS["forward"] = torch.jit.script(_elman_forward)  # also scripts _phi, _phi_derivative
             _KERNELS["backward"] = torch.jit.script(_elman_backward)
     else:
         _KERNELS["forward"], _KERNELS["backward"] = _elman_forward, _elman_backward
