@@ -1,10 +1,12 @@
 """Fast path of the Elman-form cells: the recurrence as one autograd Function with a hand-written backward through time.
 
 Used by :class:`rnns.rnn.ElmanForm` (``rnn``, ``rnn_orth``, ``exprnn``, ``nnrnn``) and the stair cells over them
-(``srnn``, ``srnn_exp``, ``srnn_nn`` with a fixed or learned per-step scale). Time-major, row convention:
+(``srnn``, ``srnn_exp``, ``srnn_nn`` with a fixed or learned per-step scale), and ``linear_rnn`` (phi the identity).
+Time-major, row convention:
 
     a_t = u_t + h_{t-1} W                   u_t the input projection (computed for all steps before the loop)
-    h_t = r_t * phi(a_t)                    r_t = 1 unless the stair scale is given; phi one of PHIS
+    h_t = r_t * phi(a_t)                    r_t = 1 unless the stair scale is given; phi: identity, tanh, relu, modReLU
+    (stair exp-alpha: h_t = (1 - exp(-r_t a_t)) * phi(a_t), the gate's derivative in place of r_t phi'(a_t) below)
 
 Forward saves the pre-activations a_t and the states h_t; backward runs the reverse loop
 
