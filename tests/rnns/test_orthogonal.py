@@ -488,3 +488,22 @@ def test_skew_expm_fast_path_equals_matrix_exp(rinit, n):
         g2, = torch.autograd.grad((W2 * G).sum(), a2)
         torch.testing.assert_close(W2, W1, rtol=0, atol=1e-12)
         torch.testing.assert_close(g2, g1, rtol=0, atol=1e-10 * max(1.0, g1.abs().max().item()))
+
+
+def test_published_nnrnn_seed_points_run_the_codes_input_init():
+    """Issue 12 item 3: every published seed point of an nnRNN cell (nnrnn / srnn_nn) in the nnRNN and Stair spaces
+    sets input_init 'torch_default' (what the code ran); no seed point of a cell with a nonlinearity option names
+    'relu' (issue 12 item 4: the code's relu is the identity, so such a row would need 'relu_as_in_code')."""
+    from spaces.registry import spaces
+
+    seen = 0
+    for name, space in spaces().items():
+        if name.split("/")[0] not in ("nnrnn", "stair"):
+            continue
+        for seed in space.seeds:
+            cfg = space.seed_config(seed)
+            if cfg["model"] in ("nnrnn", "srnn_nn"):
+                assert cfg.get("input_init") == "torch_default", (name, seed.name)
+                seen += 1
+            assert cfg.get("nonlin") != "relu", (name, seed.name)
+    assert seen >= 15
