@@ -1,10 +1,12 @@
 """Fast path of the Elman-form cells: the recurrence as one autograd Function with a hand-written backward through time.
 
 Used by :class:`rnns.rnn.ElmanForm` (``rnn``, ``rnn_orth``, ``exprnn``, ``nnrnn``) and the stair cells over them
-(``srnn``, ``srnn_exp``, ``srnn_nn`` with a fixed or learned per-step scale). Time-major, row convention:
+(``srnn``, ``srnn_exp``, ``srnn_nn`` with a fixed or learned per-step scale), and ``linear_rnn`` (phi the identity).
+Time-major, row convention:
 
     a_t = u_t + h_{t-1} W                   u_t the input projection (computed for all steps before the loop)
-    h_t = r_t * phi(a_t)                    r_t = 1 unless the stair scale is given; phi one of PHIS
+    h_t = r_t * phi(a_t)                    r_t = 1 unless the stair scale is given; phi: identity, tanh, relu, modReLU
+    (stair exp-alpha: h_t = (1 - exp(-r_t a_t)) * phi(a_t), the gate's derivative in place of r_t phi'(a_t) below)
 
 Forward saves the pre-activations a_t and the states h_t; backward runs the reverse loop
 
@@ -13,7 +15,8 @@ Forward saves the pre-activations a_t and the states h_t; backward runs the reve
     g_{t-1} += ga_t W^T
 
 and then forms the parameter gradients in single GEMMs / reductions over all steps:
-dL/dW = [h_{-1}, ..., h_{T-2}]^T [ga_0, ..., ga_{T-1}], dL/db (modReLU) = sum ga * sign(a), dL/dr_t = sum g_t * phi(a_t).
+dL/dW = [h_{-1}, ..., h_{T-2}]^T [ga_0, ..., ga_{T-1}], dL/db (modReLU) = sum ga * sign(a),
+dL/dr_t = sum g_t * phi(a_t).
 Each step of forward and backward is one GEMM with W plus a few elementwise ops, without autograd bookkeeping; the loops
 are TorchScript functions (compiled once per process, well under a second). The slow reference, the plain step loop
 under autograd, stays in ElmanForm and is selected by ``rnns.base.use_reference()``; tests check the two agree
@@ -31,6 +34,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 IDENTITY, TANH, RELU, MODRELU = 0, 1, 2, 3
+PLAIN, SCALED, GATED = 0, 1, 2  # h = phi(a); h = r_t phi(a); h = (1 - exp(-r_t a)) phi(a) (stair exp-alpha)
 
 
 def _phi(a: Tensor, b: Tensor, kind: int) -> Tensor:
@@ -44,57 +48,96 @@ def _phi(a: Tensor, b: Tensor, kind: int) -> Tensor:
 
 
 def _elman_forward(ux: Tensor, W: Tensor, h0: Tensor, b: Tensor, scales: Tensor, kind: int,
-                   scaled: bool) -> Tuple[Tensor, Tensor]:
-    """ux (T, B, H), W (H, H), h0 (B, H), b (H,) or empty, scales (T,) or empty -> (hs, pre-activations), (T, B, H)."""
+                   mode: int) -> Tuple[Tensor, Tensor]:
+    """ux (T, B, H), W (H, H), h0 (B, H), b (H,) or empty, scales (T,) or empty -> (hs, pre-activations), (T, B, H).
+
+    mode: PLAIN h = phi(a); SCALED h = r_t phi(a); GATED h = (1 - exp(-r_t a)) phi(a) (the stair "exp-alpha")."""
     T = ux.shape[0]
     pre = torch.empty_like(ux)
     hs = torch.empty_like(ux)
     h = h0
     for t in range(T):
-        a = torch.addmm(ux[t], h, W)
-        pre[t] = a
-        p = _phi(a, b, kind)
-        if scaled:
-            p = p * scales[t]
-        hs[t] = p
-        h = p
+        a = torch.addmm(ux[t], h, W, out=pre[t])  # written in place: no per-step copy
+        if mode == 1:
+            h = torch.mul(_phi(a, b, kind), scales[t], out=hs[t])
+        elif mode == 2:
+            h = torch.mul(1 - torch.exp(-scales[t] * a), _phi(a, b, kind), out=hs[t])
+        elif kind == 3:
+            h = torch.mul(torch.sign(a), torch.relu(a.abs() + b), out=hs[t])
+        elif kind == 1:
+            h = torch.tanh(a, out=hs[t])
+        elif kind == 2:
+            h = torch.relu(a)
+            hs[t] = h
+        else:
+            hs[t] = a
+            h = a
     return hs, pre
 
 
+def _phi_derivative(pre: Tensor, b: Tensor, kind: int) -> Tensor:
+    """phi'(a) for every step at once, as autograd differentiates the reference's formula."""
+    if kind == 1:
+        th = torch.tanh(pre)
+        return 1 - th * th
+    if kind == 2:
+        return (pre > 0).to(pre.dtype)
+    if kind == 3:
+        sa = torch.sign(pre)
+        return ((pre.abs() + b) > 0).to(pre.dtype) * (sa * sa)
+    return torch.ones_like(pre)
+
+
 def _elman_backward(ghs: Tensor, pre: Tensor, hs: Tensor, h0: Tensor, W: Tensor, b: Tensor, scales: Tensor,
-                    kind: int, scaled: bool, need_scales: bool) -> List[Tensor]:
-    """Reverse loop; returns [d ux, d W, d h0, d b (or empty), d scales (or empty)]."""
+                    kind: int, mode: int, need_scales: bool) -> List[Tensor]:
+    """Reverse loop; returns [d ux, d W, d h0, d b (or empty), d scales (or empty)].
+
+    The per-step factor dh_t/da_t is formed for all steps before the loop (r_t phi'(a), or for the gate
+    r e^{-r a} phi(a) + (1 - e^{-r a}) phi'(a)), so each step is one add, one multiply (written in place) and one
+    GEMM with W^T."""
     T = pre.shape[0]
     Wt = W.t()
+    dphi = _phi_derivative(pre, b, kind)
+    empty = torch.empty(0, dtype=pre.dtype, device=pre.device)
+    if mode == 1:
+        D = dphi * scales.view(-1, 1, 1)
+        gate = empty
+        e = empty
+    elif mode == 2:
+        e = torch.exp(-scales.view(-1, 1, 1) * pre)
+        gate = 1 - e
+        D = scales.view(-1, 1, 1) * e * _phi(pre, b, kind) + gate * dphi
+    else:
+        D = dphi
+        gate = empty
+        e = empty
+    keep = need_scales or (mode == 2 and kind == 3)  # dL/dh_t is needed after the loop
     gpre = torch.empty_like(pre)
-    gout = torch.empty_like(pre) if need_scales else torch.empty(0, dtype=pre.dtype, device=pre.device)
+    gout = torch.empty_like(pre) if keep else empty
     g = torch.zeros_like(h0)
     for s in range(T):
         t = T - 1 - s
-        g = g + ghs[t]
-        if need_scales:
-            gout[t] = g
-        if scaled:
-            g = g * scales[t]
-        a = pre[t]
-        if kind == 1:
-            th = torch.tanh(a)
-            ga = g * (1 - th * th)
-        elif kind == 2:
-            ga = g * (a > 0).to(g.dtype)
-        elif kind == 3:
-            sa = torch.sign(a)
-            ga = g * ((a.abs() + b) > 0).to(g.dtype) * (sa * sa)
+        if keep:
+            g = torch.add(g, ghs[t], out=gout[t])
         else:
-            ga = g
-        gpre[t] = ga
+            g = g + ghs[t]
+        ga = torch.mul(g, D[t], out=gpre[t])
         g = torch.mm(ga, Wt)
     H = W.shape[0]
     hprev = torch.cat([h0.unsqueeze(0), hs[:-1]], 0)  # h_{t-1} for every t
     gW = torch.mm(hprev.reshape(-1, H).t(), gpre.reshape(-1, H))
-    gb = (gpre * torch.sign(pre)).sum((0, 1)) if kind == 3 else torch.empty(0, dtype=pre.dtype, device=pre.device)
-    gs = (gout * _phi(pre, b, kind)).sum((1, 2)) if need_scales \
-        else torch.empty(0, dtype=pre.dtype, device=pre.device)
+    if kind != 3:
+        gb = empty
+    elif mode == 2:  # dh/db = (1 - e^{-r a}) sign(a) [|a| + b > 0]
+        gb = (gout * gate * torch.sign(pre) * ((pre.abs() + b) > 0).to(pre.dtype)).sum((0, 1))
+    else:  # dh/db = r sign(a) [|a| + b > 0] = (dh/da) sign(a)
+        gb = (gpre * torch.sign(pre)).sum((0, 1))
+    if not need_scales:
+        gs = empty
+    elif mode == 2:  # dh/dr = a e^{-r a} phi(a)
+        gs = (gout * pre * e * _phi(pre, b, kind)).sum((1, 2))
+    else:  # dh/dr = phi(a)
+        gs = (gout * _phi(pre, b, kind)).sum((1, 2))
     return [gpre, gW, g, gb, gs]
 
 
@@ -108,26 +151,26 @@ def use_torchscript(on: bool) -> None:
 
         with warnings.catch_warnings():  # torch.jit.script is deprecated in favour of torch.compile
             warnings.simplefilter("ignore")
-            _KERNELS["forward"] = torch.jit.script(_elman_forward)
+            _KERNELS["forward"] = torch.jit.script(_elman_forward)  # also scripts _phi, _phi_derivative
             _KERNELS["backward"] = torch.jit.script(_elman_backward)
     else:
         _KERNELS["forward"], _KERNELS["backward"] = _elman_forward, _elman_backward
 
 
 class ElmanBPTT(torch.autograd.Function):
-    """hs = ElmanBPTT.apply(ux, W, h0, b, scales, kind): the recurrence of the module docstring with its explicit
-    backward. ``b`` is modReLU's bias (ignored, may be empty, for other kinds); ``scales`` the (T,) stair scalars or
-    None."""
+    """hs = ElmanBPTT.apply(ux, W, h0, b, scales, kind, gated): the recurrence of the module docstring with its
+    explicit backward. ``b`` is modReLU's bias (ignored, may be empty, for other kinds); ``scales`` the (T,) stair
+    scalars or None; ``gated``: they enter as the exp-alpha gate (1 - exp(-r_t a_t)) instead of a factor."""
 
     @staticmethod
     def forward(ctx, ux: Tensor, W: Tensor, h0: Tensor, b: Optional[Tensor], scales: Optional[Tensor],
-                kind: int) -> Tensor:
+                kind: int, gated: bool = False) -> Tensor:
         empty = ux.new_empty(0)
         bb = b if (kind == MODRELU and b is not None) else empty
-        scaled = scales is not None
+        mode = PLAIN if scales is None else (GATED if gated else SCALED)
         ss = scales if scales is not None else empty
-        hs, pre = _KERNELS["forward"](ux.contiguous(), W.contiguous(), h0, bb, ss, kind, scaled)
-        ctx.kind, ctx.scaled = kind, scaled
+        hs, pre = _KERNELS["forward"](ux.contiguous(), W.contiguous(), h0, bb, ss, kind, mode)
+        ctx.kind, ctx.mode = kind, mode
         ctx.save_for_backward(pre, hs, h0, W, bb, ss)
         return hs
 
@@ -135,18 +178,19 @@ class ElmanBPTT(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, ghs: Tensor):
         pre, hs, h0, W, bb, ss = ctx.saved_tensors
-        need_scales = ctx.scaled and ctx.needs_input_grad[4]
+        need_scales = ctx.mode != PLAIN and ctx.needs_input_grad[4]
         gux, gW, gh0, gb, gs = _KERNELS["backward"](ghs.contiguous(), pre, hs, h0, W.contiguous(), bb, ss, ctx.kind,
-                                               ctx.scaled, need_scales)
+                                                    ctx.mode, need_scales)
         n = ctx.needs_input_grad
         return (gux if n[0] else None, gW if n[1] else None, gh0 if n[2] else None,
-                gb if (n[3] and ctx.kind == MODRELU) else None, gs if need_scales else None, None)
+                gb if (n[3] and ctx.kind == MODRELU) else None, gs if need_scales else None, None, None)
 
 
 def elman_recurrence(ux: Tensor, W: Tensor, h0: Tensor, kind: int, b: Optional[Tensor] = None,
-                     scales: Optional[Tensor] = None) -> Tensor:
-    """All states (T, B, H) of h_t = r_t phi(u_t + h_{t-1} W); ux (T, B, H) time-major."""
-    return ElmanBPTT.apply(ux, W, h0, b, scales, kind)
+                     scales: Optional[Tensor] = None, gated: bool = False) -> Tensor:
+    """All states (T, B, H) of h_t = r_t phi(a_t) (or, ``gated``, (1 - exp(-r_t a_t)) phi(a_t)),
+    a_t = u_t + h_{t-1} W; ux (T, B, H) time-major."""
+    return ElmanBPTT.apply(ux, W, h0, b, scales, kind, gated)
 
 
 use_torchscript(True)  # measured 1.1-1.4x faster than the same loops in Python (docs/deviations/rnns-orthogonal.md)

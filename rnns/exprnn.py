@@ -15,9 +15,13 @@ make parameter counts (and so the equal-budget hidden sizes, 176 for expRNN at t
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
+from .base import use_reference
 from .init import INPUT_INITS, SKEW_INITS, input_init, skew_init
 from .registry import register_cell
 from .rnn import ElmanForm, ModReLU, check_choice
@@ -30,17 +34,48 @@ def upper_from_vector(v: torch.Tensor, iu: torch.Tensor, n: int) -> torch.Tensor
     return M
 
 
+class _SkewExpm(torch.autograd.Function):
+    """expm(A) of a real skew-symmetric A (float64) through the eigendecomposition of the Hermitian matrix -iA.
+
+    -iA = Q diag(theta) Q^H, so expm(A) = Re(Q diag(e^{i theta}) Q^H). The gradient is the adjoint Frechet derivative
+    L(A^T, G) by the Daleckii-Krein formula, Re(Q [(Q^H G Q) o Phi] Q^H) with
+    Phi_jk = (e^{-i theta_j} - e^{-i theta_k}) / (-i (theta_j - theta_k))
+           = e^{-i (theta_j + theta_k)/2} sinc((theta_j - theta_k)/2),
+    written with the sinc so that equal or close eigenvalues need no special case. It reuses the forward's
+    eigendecomposition: a few n x n products instead of torch's exponential of a 2n x 2n block matrix.
+    """
+
+    @staticmethod
+    def forward(ctx, A: torch.Tensor) -> torch.Tensor:
+        theta, Q = torch.linalg.eigh(A.to(torch.complex128) * (-1j))
+        ctx.save_for_backward(theta, Q)
+        return ((Q * torch.exp(1j * theta)) @ Q.mH).real
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, G: torch.Tensor) -> torch.Tensor:
+        theta, Q = ctx.saved_tensors
+        half_sum = 0.5 * (theta[:, None] + theta[None, :])
+        diff = theta[:, None] - theta[None, :]
+        phi = torch.exp(-1j * half_sum) * torch.sinc(diff / (2 * math.pi))  # torch.sinc(x) = sin(pi x) / (pi x)
+        X = Q.mH @ G.to(Q.dtype) @ Q
+        return (Q @ (X * phi) @ Q.mH).real
+
+
 def matrix_exp(A: torch.Tensor) -> torch.Tensor:
-    """expm(A), evaluated (and differentiated) in float64 whatever A's dtype, the result cast back to A's dtype.
+    """expm(A) of a real skew-symmetric A (the only kind the orthogonal cells exponentiate), evaluated and
+    differentiated in float64 whatever A's dtype, the result cast back to A's dtype.
 
     In float32, autograd through ``torch.linalg.matrix_exp`` gives gradients of the skew parameter about 2e-4
-    relative off their float64 value (the original code's scipy/numpy Frechet derivative: ~3e-6). The H x H
-    exponential is built once per forward, so doing it in float64 costs little; the cast's backward brings the
-    gradient back to float32 (docs/deviations/rnns-orthogonal.md).
+    relative off their float64 value (the original code's scipy/numpy Frechet derivative: ~3e-6); the H x H
+    exponential is built once per forward, so doing it in float64 costs little, and the cast's backward brings the
+    gradient back to float32 (docs/deviations/rnns-orthogonal.md). The fast path exponentiates through an
+    eigendecomposition (:class:`_SkewExpm`), 3-4x cheaper forward + backward than ``torch.linalg.matrix_exp`` at
+    H = 64-128; ``rnns.base.use_reference()`` selects ``torch.linalg.matrix_exp`` (in float64 too).
     """
-    if A.dtype == torch.float64 or A.is_complex():
-        return torch.linalg.matrix_exp(A)
-    return torch.linalg.matrix_exp(A.to(torch.float64)).to(A.dtype)
+    A64 = A.to(torch.float64)
+    W = torch.linalg.matrix_exp(A64) if use_reference() else _SkewExpm.apply(A64)
+    return W.to(A.dtype)
 
 
 def skew_from_vector(v: torch.Tensor, iu: torch.Tensor, n: int) -> torch.Tensor:

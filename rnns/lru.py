@@ -72,7 +72,8 @@ class LRU(Cell):
     Options:
         r_min, r_max, max_phase   ring init of lambda (minimal-LRU defaults 0, 1, 6.28); used by A_init "ring" only
         A_init   "ring", or lambda = eigenvalues of a glorot / halved_glorot / fixed (rescaled Glorot) N x N matrix
-        scan     a key of rnns.scan.SCANS: "parallel" (default), "log_depth" or "loop"
+        scan     a key of rnns.scan.SCANS: "auto" (default: the explicit-BPTT loop on CPU, the two-level scan on an
+                 accelerator), "parallel", "log_depth" or "loop"
     Optimiser tag "recurrent" on {nu_log, theta_log, gamma_log, B_re, B_im}; C, D take the default group.
     forward: x (B, T, H) real, h0 (B, N) complex or None -> y (B, T, H) real, h_T (B, N) complex.
     """
@@ -80,7 +81,7 @@ class LRU(Cell):
     A_INITS = ("ring",) + GLOROT_KINDS
 
     def __init__(self, input_size: int, hidden_size: int, r_min: float = 0.0, r_max: float = 1.0,
-                 max_phase: float = 6.28, A_init: str = "ring", scan: str = "parallel"):
+                 max_phase: float = 6.28, A_init: str = "ring", scan: str = "auto"):
         super().__init__(input_size, hidden_size)
         if A_init not in self.A_INITS:
             raise ConfigError(f"lru A_init must be one of {', '.join(self.A_INITS)}, got {A_init!r}")

@@ -93,8 +93,8 @@ class ElmanForm(Cell):
             return E.IDENTITY
         return None
 
-    def _fast(self, ux: torch.Tensor, W: torch.Tensor, h: torch.Tensor,
-              scales: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def _fast(self, ux: torch.Tensor, W: torch.Tensor, h: torch.Tensor, scales: torch.Tensor | None = None,
+              gated: bool = False) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The explicit-BPTT fast path (rnns.elman_bptt), or None where the slow reference loop must run
         (``rnns.base.use_reference()``, or an unknown nonlinearity)."""
         kind = self._phi_kind()
@@ -103,7 +103,7 @@ class ElmanForm(Cell):
         from .elman_bptt import MODRELU, elman_recurrence
 
         b = self.phi.b if kind == MODRELU else None
-        hs = elman_recurrence(ux, W, h, kind, b, scales)  # (T, B, H)
+        hs = elman_recurrence(ux, W, h, kind, b, scales, gated)  # (T, B, H)
         return hs.transpose(0, 1).contiguous(), hs[-1]
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,9 +23,12 @@ cumulative product, which underflows to 0 for |a| < 1 over long sequences and wo
 from __future__ import annotations
 
 import math
+from typing import List
 
 import torch
+from torch.autograd.function import once_differentiable
 
+from .base import use_reference
 from .errors import unknown
 
 Tensor = torch.Tensor
@@ -87,10 +90,17 @@ def linear_scan_logdepth(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tens
     return b
 
 
-def linear_scan_chunked(a: Tensor, b: Tensor, h0: Tensor | None = None, chunk: int | None = None) -> Tensor:
-    """Two-level scan: O(T) work in about 2 sqrt(T) sequential steps. Shapes: module docstring.
+# chunk length of the two-level scan on CPU, from measurements (docs/deviations/rnns-linear.md): at one thread 16 was
+# as fast as or faster than ceil(sqrt(T)) at every size tried, and the only form not slower than the step loop at
+# B32 T1024 N128, where all forms are memory-bound
+CPU_CHUNK = 16
 
-    The sequence is cut into K chunks of C steps (C = ``chunk``, default ceil(sqrt(T))):
+
+def linear_scan_chunked(a: Tensor, b: Tensor, h0: Tensor | None = None, chunk: int | None = None) -> Tensor:
+    """Two-level scan: O(T) work in about T/C + C sequential steps. Shapes: module docstring.
+
+    The sequence is cut into K chunks of C steps (C = ``chunk``; default ``CPU_CHUNK`` on CPU, ceil(sqrt(T)) on an
+    accelerator, which minimises the number of sequential steps to about 2 sqrt(T)):
       1. inside every chunk at once, a zero-state scan (C steps over (B, K, N) tensors) and the running
          products P_{k,i} = a_{k,0} ... a_{k,i};
       2. across chunks, the state at each chunk end, H_k = P_{k,C-1} H_{k-1} + local_{k,C-1} (K steps, H_{-1} = h0);
@@ -99,7 +109,13 @@ def linear_scan_chunked(a: Tensor, b: Tensor, h0: Tensor | None = None, chunk: i
     """
     varying = _check(a, b, h0)
     Bsz, T, N = b.shape
-    C = max(1, int(chunk) if chunk else math.isqrt(max(T - 1, 0)) + 1)
+    if chunk:
+        C = max(1, int(chunk))
+    elif b.device.type == "cpu":
+        C = CPU_CHUNK
+    else:
+        C = math.isqrt(max(T - 1, 0)) + 1  # fewest sequential steps (C + K), what counts with a launch per step
+    C = min(C, T)
     K = -(-T // C)
     pad = K * C - T
     if pad:
@@ -137,10 +153,112 @@ def linear_scan_chunked(a: Tensor, b: Tensor, h0: Tensor | None = None, chunk: i
     return out.reshape(Bsz, K * C, N)[:, :T]
 
 
-# "parallel" is the two-level scan: O(T) work and ~2 sqrt(T) sequential steps. On CPU it made the LRU's forward +
+def _bptt_forward(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    """b (B, T, N), a (N,) or (B, N), h0 (B, N) -> every state (B, T, N); no autograd inside."""
+    out = torch.empty_like(b)
+    h = h0
+    for t in range(b.shape[1]):
+        h = torch.addcmul(b[:, t], a, h, out=out[:, t])  # written in place: no per-step copy
+    return out
+
+
+def _bptt_backward(g_out: Tensor, a: Tensor, out: Tensor, h0: Tensor) -> List[Tensor]:
+    """Reverse loop of h_t = a h_{t-1} + b_t: [dL/db (T, B, N), dL/da (a's shape), dL/dh0 (B, N)].
+
+    Complex tensors follow PyTorch's convention (the gradient is the conjugate Wirtinger derivative): through y = a h,
+    dL/dh = dL/dy conj(a) and dL/da = dL/dy conj(h)."""
+    ac = a.conj()
+    gb = torch.empty_like(g_out)
+    g = torch.zeros_like(h0)
+    T = g_out.shape[1]
+    for s in range(T):
+        t = T - 1 - s
+        g = torch.addcmul(g_out[:, t], ac, g, out=gb[:, t])
+    # dL/da = sum_t g_t conj(h_{t-1}), h_{-1} = h0; vecdot(x, y) = sum conj(x) y, without forming the product
+    N = h0.shape[-1]
+    if a.dim() == 1:  # one transition shared by the batch: sum over batch and time
+        ga = torch.linalg.vecdot(h0, gb[:, 0], dim=0)
+        if T > 1:
+            ga = ga + torch.linalg.vecdot(out[:, :-1], gb[:, 1:], dim=1).sum(0)
+    else:  # one transition per sequence: sum over time
+        ga = h0.conj() * gb[:, 0]
+        if T > 1:
+            ga = ga + torch.linalg.vecdot(out[:, :-1], gb[:, 1:], dim=1)
+    return [gb, ga, g * ac]
+
+
+_BPTT = {"forward": _bptt_forward, "backward": _bptt_backward}
+
+
+def _script_bptt() -> None:
+    import warnings
+
+    with warnings.catch_warnings():  # torch.jit.script is deprecated in favour of torch.compile
+        warnings.simplefilter("ignore")
+        _BPTT["forward"] = torch.jit.script(_bptt_forward)
+        _BPTT["backward"] = torch.jit.script(_bptt_backward)
+
+
+class _DiagBPTT(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+        out = _BPTT["forward"](a, b, h0)
+        ctx.save_for_backward(a, out, h0)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out: Tensor):
+        a, out, h0 = ctx.saved_tensors
+        gb, ga, gh0 = _BPTT["backward"](g_out.contiguous(), a, out, h0)
+        n = ctx.needs_input_grad
+        return ga if n[0] else None, gb if n[1] else None, gh0 if n[2] else None
+
+
+def linear_scan_bptt(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
+    """The sequential loop with an explicit backward through time (one autograd node for the whole recurrence).
+
+    Forward: one ``addcmul`` per step, written into the output in place; backward: the reverse loop
+    g_t = dL/dh_t + conj(a) g_{t+1}, then dL/da = sum_t g_t conj(h_{t-1}) in one reduction. Same arithmetic as
+    :func:`linear_scan_ref` (results equal to round-off), without autograd's per-step bookkeeping. A per-step
+    transition (a of shape (B, T, N)) falls back to the reference loop. Shapes: module docstring.
+    """
+    varying = _check(a, b, h0)
+    if varying:
+        return linear_scan_ref(a, b, h0)
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    if h0 is not None:
+        dtype = torch.promote_types(dtype, h0.dtype)
+    bb = b.to(dtype).contiguous()
+    zero = bb.new_zeros(bb.shape[0], bb.shape[2])
+    h = zero if h0 is None else h0.to(dtype) + zero
+    return _DiagBPTT.apply(a.to(dtype).contiguous(), bb, h)
+
+
+def linear_scan_loop(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
+    """The sequential loop: its explicit-BPTT fast path, or the reference under ``rnns.base.use_reference()``."""
+    return linear_scan_ref(a, b, h0) if use_reference() else linear_scan_bptt(a, b, h0)
+
+
+# "parallel" is the two-level scan: O(T) work and ~T/C + C sequential steps. On CPU it made the LRU's forward +
 # backward 2-4x faster than the log-depth scan, whose O(T log T) work and log2(T) full-size copies dominate there
 # (bench/bench_scan.py); "log_depth" is kept for accelerators, where fewer sequential steps can matter more.
-SCANS = {"parallel": linear_scan_chunked, "log_depth": linear_scan_logdepth, "loop": linear_scan_ref}
+# "loop" is the step loop (with an explicit backward unless use_reference()).
+
+
+def linear_scan_auto(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
+    """The form measured fastest for the device: on CPU the loop with its explicit backward (never slower than the
+    reference loop in bench runs, 1.2-2.6x faster; the two-level scan won only at small B*N and lost up to 2x at
+    B32 N128, where every form is memory-bound; docs/deviations/rnns-linear.md), elsewhere the two-level scan with
+    chunk ceil(sqrt(T)) (about 2 sqrt(T) sequential steps instead of T kernel launches)."""
+    if b.device.type == "cpu":
+        return linear_scan_loop(a, b, h0)
+    return linear_scan_chunked(a, b, h0)
+
+
+SCANS = {"auto": linear_scan_auto, "parallel": linear_scan_chunked, "log_depth": linear_scan_logdepth,
+         "loop": linear_scan_loop}
+_script_bptt()
 
 
 def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, method: str = "parallel") -> Tensor:

@@ -101,10 +101,9 @@ class StairElman(_StairSchedule, ElmanForm):
             return super().forward(x, h0)
         ux, W, h = self._prepare(x, h0)
         scales_t = self._scales(ux.shape[0], ux)
-        if self.rho != "exp-alpha":
-            fast = self._fast(ux, W, h, scales_t)  # None: the reference loop below (rnns.base.use_reference())
-            if fast is not None:
-                return fast
+        fast = self._fast(ux, W, h, scales_t, gated=self.rho == "exp-alpha")  # None: the reference loop below
+        if fast is not None:
+            return fast
         scales = scales_t.unbind(0)
         ys = []
         if self.rho == "exp-alpha":

@@ -427,17 +427,23 @@ def test_fast_path_is_taken_and_reference_selectable(monkeypatch):
 @pytest.mark.parametrize("name", ["exprnn", "nnrnn", "srnn_exp", "srnn_nn"])
 @pytest.mark.parametrize("ref", ["0", "1"])
 def test_recurrent_matrix_built_once_per_forward(name, ref, monkeypatch):
-    """The exponential (and the whole recurrent matrix) is built once per forward, not once per step."""
+    """The exponential (and the whole recurrent matrix) is built once per forward, not once per step; the backward
+    reuses the forward's eigendecomposition (fast path) or differentiates the one matrix_exp (reference)."""
     monkeypatch.setenv("RNNSWEEP_REFERENCE_CELLS", ref)
     cell = make(name, **({"rho": "n"} if name.startswith("srnn") else {}))
     calls = {"expm": 0, "W": 0}
-    expm = torch.linalg.matrix_exp
+    expm, eigh = torch.linalg.matrix_exp, torch.linalg.eigh
 
-    def counting_expm(A):
+    def counting_expm(A):  # the reference path exponentiates with matrix_exp
         calls["expm"] += 1
         return expm(A)
 
+    def counting_eigh(A):  # the fast path through one eigendecomposition (rnns.exprnn._SkewExpm)
+        calls["expm"] += 1
+        return eigh(A)
+
     monkeypatch.setattr(torch.linalg, "matrix_exp", counting_expm)
+    monkeypatch.setattr(torch.linalg, "eigh", counting_eigh)
     build = cell.recurrent_matrix
 
     def counting_W():
@@ -461,3 +467,43 @@ def test_fast_path_at_exactly_zero_preactivation(name, monkeypatch):
         with torch.no_grad():
             cell.U.bias.zero_()
     _fast_vs_reference(cell, x, torch.zeros(B, H, dtype=torch.float64), monkeypatch, torch.float64, 1e-10)
+
+
+@pytest.mark.parametrize("rinit", ["henaff", "cayley", "random", "xavier"])
+@pytest.mark.parametrize("n", [1, 2, 7, 32])
+def test_skew_expm_fast_path_equals_matrix_exp(rinit, n):
+    """rnns.exprnn.matrix_exp's eigendecomposition path against torch.linalg.matrix_exp (value and gradient, float64,
+    1e-10 relative), including a degenerate spectrum (A = 0, and equal rotation blocks)."""
+    from rnns.exprnn import _SkewExpm
+
+    torch.manual_seed(n)
+    cases = [3 * I.skew_init(rinit, n, dtype=torch.float64), torch.zeros(n, n, dtype=torch.float64)]
+    if n % 2 == 0:
+        cases.append(I.block_skew(torch.full((n // 2,), 1.3, dtype=torch.float64), n))
+    for A in cases:
+        G = torch.randn(n, n, dtype=torch.float64)
+        a1, a2 = A.clone().requires_grad_(), A.clone().requires_grad_()
+        W1, W2 = torch.linalg.matrix_exp(a1), _SkewExpm.apply(a2)
+        g1, = torch.autograd.grad((W1 * G).sum(), a1)
+        g2, = torch.autograd.grad((W2 * G).sum(), a2)
+        torch.testing.assert_close(W2, W1, rtol=0, atol=1e-12)
+        torch.testing.assert_close(g2, g1, rtol=0, atol=1e-10 * max(1.0, g1.abs().max().item()))
+
+
+def test_published_nnrnn_seed_points_run_the_codes_input_init():
+    """Issue 12 item 3: every published seed point of an nnRNN cell (nnrnn / srnn_nn) in the nnRNN and Stair spaces
+    sets input_init 'torch_default' (what the code ran); no seed point of a cell with a nonlinearity option names
+    'relu' (issue 12 item 4: the code's relu is the identity, so such a row would need 'relu_as_in_code')."""
+    from spaces.registry import spaces
+
+    seen = 0
+    for name, space in spaces().items():
+        if name.split("/")[0] not in ("nnrnn", "stair"):
+            continue
+        for seed in space.seeds:
+            cfg = space.seed_config(seed)
+            if cfg["model"] in ("nnrnn", "srnn_nn"):
+                assert cfg.get("input_init") == "torch_default", (name, seed.name)
+                seen += 1
+            assert cfg.get("nonlin") != "relu", (name, seed.name)
+    assert seen >= 15

@@ -267,16 +267,20 @@ def test_rho_choices_listed():
 # ------------------------------------------------------------------------------- fast path against reference
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)], ids=["f64", "f32"])
-@pytest.mark.parametrize("name,r", [(n, r) for n in ("srnn", "srnn_exp", "srnn_nn")
-                                    for r in ("n", "logn", "expn", "alpha", "none")])
-def test_fast_path_equals_reference(name, r, dtype, tol, monkeypatch):
+@pytest.mark.parametrize("name,r,opts", [(n, r, {}) for n in ("srnn", "srnn_exp", "srnn_nn")
+                                         for r in ("n", "logn", "expn", "alpha", "exp-alpha", "none")]
+                         + [("srnn", r, {"nonlin": nl}) for r in ("alpha", "exp-alpha")
+                            for nl in ("tanh", "relu", "none")])
+def test_fast_path_equals_reference(name, r, opts, dtype, tol, monkeypatch):
     """The explicit-BPTT fast path (rnns.elman_bptt) against the step loop under autograd (RNNSWEEP_REFERENCE_CELLS=1):
     outputs, final state, gradients w.r.t. input, initial state and every parameter (the learned alphas included)."""
-    cell = make(name, rho=r, seq_len=T + 2).to(dtype)
+    cell = make(name, rho=r, seq_len=T + 2, **opts).to(dtype)
     if r == "alpha":
         with torch.no_grad():
             cell.rho_alpha.add_(0.1 * torch.randn_like(cell.rho_alpha))
     x, h0 = torch.randn(B, T, D, dtype=dtype), 0.5 * torch.randn(B, H, dtype=dtype)
+    if r == "exp-alpha":  # the gate grows exponentially for negative pre-activations: keep them small
+        x, h0 = 0.2 * x, 0.2 * h0
     wy, wh = torch.randn(B, T, H, dtype=dtype), torch.randn(B, H, dtype=dtype)
     out = {}
     for ref in ("0", "1"):
