@@ -16,3 +16,289 @@ def candidate_masks(p: float, T: int, B: int, n: int, like: torch.Tensor) -> tor
     if p <= 0:
         return None
     return torch.empty(T, B, n, dtype=like.dtype, device=like.device).bernoulli_(1 - p).div_(1 - p)
+
+
+# ----------------------------------------------------------------------------------------------- fast paths
+#
+# Pattern (issue 13): the input projections of every step are one GEMM before the loop (done by the caller, under
+# autograd, which also gives the gradients of W_ih, the input biases and x); the loops below carry only the
+# recurrence. Each forward step is one GEMM with W_hh plus a few elementwise ops, written into preallocated
+# (T, B, .) buffers; the backward runs the reverse loop by hand: one GEMM with W_hh and three elementwise ops per
+# step, all coefficients that do not depend on the carried gradient being computed for every step at once before
+# the loop. W_hh's gradient is one GEMM after the loop. The loops are TorchScript (no Python per op; first call
+# compiles in well under a second). Everything here is time major: (T, B, .).
+
+import warnings
+from typing import Optional
+
+from torch import Tensor
+
+warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*is deprecated", category=FutureWarning)
+
+
+@torch.jit.script
+def _lstm_forward(xp: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, masks: Optional[Tensor]):
+    """Standard LSTM, gate order (i, f, g, o); xp (T, B, 4d) holds W_ih x + biases. Returns the states
+    H (T + 1, B, d) with h_0 first, the cells C (T + 1, B, d) with c_0, the sigmoids of all four pre-activations
+    S (T, B, 4d) and tanh(g) (T, B, d)."""
+    T, B = xp.size(0), xp.size(1)
+    d = h.size(1)
+    w_t = w_hh.t()
+    H = xp.new_empty((T + 1, B, d))
+    C = xp.new_empty((T + 1, B, d))
+    S = torch.empty_like(xp)
+    J = xp.new_empty((T, B, d))
+    H[0] = h
+    C[0] = c
+    for t in range(T):
+        pre = torch.addmm(xp[t], h, w_t)
+        s = torch.sigmoid(pre, out=S[t])
+        j = torch.tanh(pre[:, 2 * d:3 * d], out=J[t])
+        if masks is not None:
+            j = j * masks[t]
+        c = torch.addcmul(s[:, d:2 * d] * c, s[:, :d], j, out=C[t + 1])
+        h = torch.mul(s[:, 3 * d:], torch.tanh(c), out=H[t + 1])
+    return H, C, S, J
+
+
+@torch.jit.script
+def _refine_forward(xp: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, masks: Optional[Tensor]):
+    """UR/R-LSTM, gate order (f, r, u, o); xp (T, B, 4d) holds W x + b with +b_f / -b_f already added to the f / r
+    slices. Returns H, C (T + 1, B, d), the sigmoids S (T, B, 4d), u = tanh(u~) (T, B, d) and the effective gate
+    g (T, B, d)."""
+    T, B = xp.size(0), xp.size(1)
+    d = h.size(1)
+    w_t = w_hh.t()
+    H = xp.new_empty((T + 1, B, d))
+    C = xp.new_empty((T + 1, B, d))
+    S = torch.empty_like(xp)
+    U = xp.new_empty((T, B, d))
+    G = xp.new_empty((T, B, d))
+    H[0] = h
+    C[0] = c
+    for t in range(T):
+        pre = torch.addmm(xp[t], h, w_t)
+        s = torch.sigmoid(pre, out=S[t])
+        u = torch.tanh(pre[:, 2 * d:3 * d], out=U[t])
+        if masks is not None:
+            u = u * masks[t]
+        f = s[:, :d]
+        ff = f * f
+        g = torch.addcmul(ff, s[:, d:2 * d], f - ff, value=2.0, out=G[t])  # 2 r f + (1 - 2 r) f^2
+        c = torch.addcmul(u, g, c - u, out=C[t + 1])  # g c + (1 - g) u
+        h = torch.mul(s[:, 3 * d:], torch.tanh(c), out=H[t + 1])
+    return H, C, S, U, G
+
+
+@torch.jit.script
+def _lstm_backward_loop(dY: Tensor, dcT: Tensor, K: Tensor, A: Tensor, Fc: Tensor, w_hh: Tensor):
+    """The reverse loop shared by both LSTMs. dY (T, B, d): gradient of every output (the final h's included).
+    Per step: dh = dY_t + da_{t+1} W_hh, dc += dh A_t, da = K_t * [dc, dc, dc, dh], dc *= Fc_t.
+    Returns d(pre-activations) (T, B, 4d), dh_0, dc_0."""
+    T = dY.size(0)
+    DA = torch.empty_like(K)
+    dc = dcT
+    dh = dY[T - 1]
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            dh = torch.addmm(dY[t], DA[t + 1], w_hh)
+        dc = torch.addcmul(dc, dh, A[t])
+        torch.mul(K[t], torch.cat([dc, dc, dc, dh], 1), out=DA[t])
+        dc = dc * Fc[t]
+    return DA, torch.mm(DA[0], w_hh), dc
+
+
+def _finish(ctx, DA, dh0, dc0, H):
+    """Gradients of (xp, h0, c0, w_hh) from the loop's d(pre-activations); H (T + 1, B, d) holds h_0..h_T."""
+    T, B, n = DA.shape
+    dw = None
+    if ctx.needs_input_grad[3]:
+        dw = torch.mm(DA.reshape(T * B, n).t(), H[:-1].reshape(T * B, -1))
+    return DA, dh0, dc0, dw
+
+
+def _sd(s: Tensor) -> Tensor:
+    """sigma'(x) = s (1 - s) from s = sigma(x)."""
+    return s - s * s
+
+
+def _lstm_coefficients(H, C, S, J, masks):
+    """Everything the reverse loop needs that does not depend on the carried gradient, for all steps at once:
+    K (T, B, 4d) = d pre / d c in slots i, f, g and d pre / d h in slot o; A = o tanh'(c) (T, B, d); Fc = f."""
+    T, B, d = J.shape
+    i, f, o = S[..., :d], S[..., d:2 * d], S[..., 3 * d:]
+    tc = torch.tanh(C[1:])
+    K = S.new_empty((T, B, 4, d))
+    jm = J if masks is None else J * masks
+    torch.mul(jm, _sd(i), out=K[:, :, 0])
+    torch.mul(C[:-1], _sd(f), out=K[:, :, 1])
+    di = i if masks is None else i * masks  # d c / d tanh(g~)
+    torch.mul(di, 1 - J * J, out=K[:, :, 2])
+    torch.mul(tc, _sd(o), out=K[:, :, 3])
+    A = o * (1 - tc * tc)
+    return K.view(T, B, 4 * d), A, f
+
+
+def _refine_coefficients(H, C, S, U, G, masks):
+    """As :func:`_lstm_coefficients` for the refine gate; the carry factor is g."""
+    T, B, d = U.shape
+    f, r, o = S[..., :d], S[..., d:2 * d], S[..., 3 * d:]
+    tc = torch.tanh(C[1:])
+    um = U if masks is None else U * masks
+    cfd2 = (C[:-1] - um).mul_(_sd(f)).mul_(2.0)  # (d c / d g) f (1 - f) 2
+    K = S.new_empty((T, B, 4, d))
+    # d g / d f = 2 (f + r (1 - 2 f)), d g / d r = 2 f (1 - f)
+    torch.mul(cfd2, torch.addcmul(f, r, 1 - 2 * f), out=K[:, :, 0])
+    torch.mul(cfd2, _sd(r), out=K[:, :, 1])
+    du = 1 - G if masks is None else (1 - G) * masks  # d c / d tanh(u~)
+    torch.mul(du, 1 - U * U, out=K[:, :, 2])
+    torch.mul(tc, _sd(o), out=K[:, :, 3])
+    A = o * (1 - tc * tc)
+    return K.view(T, B, 4 * d), A, G
+
+
+class _LSTMLike(torch.autograd.Function):
+    """(xp (T, B, 4d), h0, c0, W_hh (4d, d), masks or None) -> (Y (T, B, d), c_T)."""
+
+    _forward = None
+    _coefficients = None
+
+    @classmethod
+    def forward(cls, ctx, xp, h0, c0, w_hh, masks):
+        out = cls._forward(xp, h0, c0, w_hh, masks)
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(w_hh, masks, *out)
+        H, C = out[0], out[1]
+        return H[1:], C[-1]
+
+    @classmethod
+    @torch.autograd.function.once_differentiable
+    def backward(cls, ctx, dY, dcT):
+        w_hh, masks, *saved = ctx.saved_tensors
+        K, A, Fc = cls._coefficients(*saved, masks)
+        dY = torch.zeros_like(A) if dY is None else dY
+        dcT = torch.zeros_like(A[0]) if dcT is None else dcT
+        DA, dh0, dc0 = _lstm_backward_loop(dY, dcT, K, A, Fc, w_hh)
+        return (*_finish(ctx, DA, dh0, dc0, saved[0]), None)
+
+
+class LSTMFunction(_LSTMLike):
+    """Standard LSTM, gate order (i, f, g, o)."""
+
+    _forward = _lstm_forward
+    _coefficients = staticmethod(_lstm_coefficients)
+
+
+class RefineFunction(_LSTMLike):
+    """UR/R-LSTM, gate order (f, r, u, o), xp with +-b_f added."""
+
+    _forward = _refine_forward
+    _coefficients = staticmethod(_refine_coefficients)
+
+
+@torch.jit.script
+def _gru_forward(xp: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor, masks: Optional[Tensor], need_grad: bool):
+    """nn.GRU's step, gate order (r, z, n); xp (T, B, 3d) holds W_ih x + b_ih. Returns H (T + 1, B, d) with h_0
+    and, when ``need_grad``, KH (T, B, 3d) = d(W_hh h + b_hh) slots / d h_t, Kn (T, B, d) = d n~ / d h_t and
+    Z (T, B, d), the carry factor."""
+    T, B = xp.size(0), xp.size(1)
+    d = h.size(1)
+    w_t = w_hh.t()
+    H = xp.new_empty((T + 1, B, d))
+    H[0] = h
+    n_ = T if need_grad else 0
+    KH = xp.new_empty((n_, B, 3 * d))
+    Kn = xp.new_empty((n_, B, d))
+    Z = xp.new_empty((n_, B, d))
+    for t in range(T):
+        hp = torch.addmm(b_hh, h, w_t)
+        x = xp[t]
+        rz = torch.sigmoid(x[:, :2 * d] + hp[:, :2 * d])
+        r, z = rz[:, :d], rz[:, d:]
+        hn = hp[:, 2 * d:]
+        n = torch.tanh(torch.addcmul(x[:, 2 * d:], r, hn))
+        nm = n if masks is None else n * masks[t]
+        h_prev = h
+        hmn = h - nm
+        h = torch.addcmul(nm, z, hmn, out=H[t + 1])  # (1 - z) n + z h
+        if need_grad:
+            k = KH[t]
+            kn = torch.mul(1 - z, 1 - n * n, out=Kn[t]) if masks is None else \
+                torch.mul((1 - z) * masks[t], 1 - n * n, out=Kn[t])
+            torch.mul(kn * hn, r - r * r, out=k[:, :d])
+            torch.mul(hmn, z - z * z, out=k[:, d:2 * d])
+            torch.mul(kn, r, out=k[:, 2 * d:])
+            Z[t] = z
+    return H, KH, Kn, Z
+
+
+@torch.jit.script
+def _gru_backward_loop(dY: Tensor, Z: Tensor, KH: Tensor, w_hh: Tensor):
+    """dh_t = dY_t + z_{t+1} dh_{t+1} + dhp_{t+1} W_hh; dhp_t = dh_t KH_t (three slots). Returns dh (T, B, d) per
+    step, dhp (T, B, 3d) and dh_0."""
+    T = dY.size(0)
+    DH = torch.empty_like(Z)
+    DHP = torch.empty_like(KH)
+    dh = dY[T - 1]
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            dh = torch.addmm(torch.addcmul(dY[t], dh, Z[t + 1]), DHP[t + 1], w_hh)
+        DH[t] = dh
+        torch.mul(KH[t], torch.cat([dh, dh, dh], 1), out=DHP[t])
+    dh0 = torch.addmm(Z[0] * dh, DHP[0], w_hh)
+    return DH, DHP, dh0
+
+
+class GRUFunction(torch.autograd.Function):
+    """(xp (T, B, 3d), h0, W_hh (3d, d), b_hh (3d,), masks or None) -> Y (T, B, d); nn.GRU's layout (r, z, n)."""
+
+    @staticmethod
+    def forward(ctx, xp, h0, w_hh, b_hh, masks):
+        need = any(ctx.needs_input_grad)
+        H, KH, Kn, Z = _gru_forward(xp, h0, w_hh, b_hh, masks, need)
+        if need:
+            ctx.save_for_backward(w_hh, H, KH, Kn, Z)
+        return H[1:]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dY):
+        w_hh, H, KH, Kn, Z = ctx.saved_tensors
+        T, B, d = Z.shape
+        DH, DHP, dh0 = _gru_backward_loop(dY, Z, KH, w_hh)
+        # d xp = d hp on the r and z slots; on the n slot d n~ = dh Kn (d hp_n carries the extra factor r)
+        dxp = torch.cat([DHP[..., :2 * d], DH * Kn], -1)
+        dw = db = None
+        if ctx.needs_input_grad[2]:
+            dw = torch.mm(DHP.reshape(T * B, 3 * d).t(), H[:-1].reshape(T * B, d))
+        if ctx.needs_input_grad[3]:
+            db = DHP.sum((0, 1))
+        return dxp, dh0, dw, db, None
+
+
+# ----------------------------------------------------------------------------------------------- entry points
+
+
+def lstm_fast(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor,
+              masks: Tensor | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """Standard LSTM (gate order i, f, g, o), x (B, T, D) batch first; bias = b_ih + b_hh. -> (y (B, T, d), (h, c))."""
+    xp = torch.nn.functional.linear(x.transpose(0, 1), w_ih, bias)  # (T, B, 4d), one GEMM for every step
+    Y, cT = LSTMFunction.apply(xp, h0, c0, w_hh, masks)
+    return Y.transpose(0, 1), (Y[-1], cT)
+
+
+def refine_fast(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor, b_f: Tensor,
+                masks: Tensor | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """UR/R-LSTM (gate order f, r, u, o), x (B, T, D). -> (y (B, T, d), (h, c))."""
+    shift = torch.cat([b_f, -b_f, b_f.new_zeros(2 * b_f.shape[0])])
+    xp = torch.nn.functional.linear(x.transpose(0, 1), w_ih, bias + shift)
+    Y, cT = RefineFunction.apply(xp, h0, c0, w_hh, masks)
+    return Y.transpose(0, 1), (Y[-1], cT)
+
+
+def gru_fast(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
+             masks: Tensor | None) -> tuple[Tensor, Tensor]:
+    """nn.GRU's cell (r, z, n), x (B, T, D). -> (y (B, T, d), h)."""
+    xp = torch.nn.functional.linear(x.transpose(0, 1), w_ih, b_ih)
+    Y = GRUFunction.apply(xp, h0, w_hh, b_hh, masks)
+    return Y.transpose(0, 1), Y[-1]
