@@ -36,6 +36,13 @@ from torch import Tensor
 warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*is deprecated", category=FutureWarning)
 
 
+def _plain_interpreter():
+    """Run the scripted loops without the profiling executor's shape specialisation: every new sequence length
+    would otherwise send them through a slow de-optimised fallback for several calls (measured 2-4x), and
+    without a CPU fuser (no LLVM in this build) the optimised graph gains nothing here."""
+    return torch.jit.optimized_execution(False)
+
+
 @torch.jit.script
 def _lstm_forward(xp: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, masks: Optional[Tensor]):
     """Standard LSTM, gate order (i, f, g, o); xp (T, B, 4d) holds W_ih x + biases. Returns the states
@@ -165,7 +172,8 @@ class _LSTMLike(torch.autograd.Function):
 
     @classmethod
     def forward(cls, ctx, xp, h0, c0, w_hh, masks):
-        out = cls._forward(xp, h0, c0, w_hh, masks)
+        with _plain_interpreter():
+            out = cls._forward(xp, h0, c0, w_hh, masks)
         if any(ctx.needs_input_grad):
             ctx.save_for_backward(w_hh, masks, *out)
         H, C = out[0], out[1]
@@ -178,7 +186,8 @@ class _LSTMLike(torch.autograd.Function):
         K, A, Fc = cls._coefficients(*saved, masks)
         dY = torch.zeros_like(A) if dY is None else dY
         dcT = torch.zeros_like(A[0]) if dcT is None else dcT
-        DA, dh0, dc0 = _lstm_backward_loop(dY, dcT, K, A, Fc, w_hh)
+        with _plain_interpreter():
+            DA, dh0, dc0 = _lstm_backward_loop(dY, dcT, K, A, Fc, w_hh)
         return (*_finish(ctx, DA, dh0, dc0, saved[0]), None)
 
 
@@ -255,7 +264,8 @@ class GRUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xp, h0, w_hh, b_hh, masks):
         need = any(ctx.needs_input_grad)
-        H, KH, Kn, Z = _gru_forward(xp, h0, w_hh, b_hh, masks, need)
+        with _plain_interpreter():
+            H, KH, Kn, Z = _gru_forward(xp, h0, w_hh, b_hh, masks, need)
         if need:
             ctx.save_for_backward(w_hh, H, KH, Kn, Z)
         return H[1:]
@@ -265,7 +275,8 @@ class GRUFunction(torch.autograd.Function):
     def backward(ctx, dY):
         w_hh, H, KH, Kn, Z = ctx.saved_tensors
         T, B, d = Z.shape
-        DH, DHP, dh0 = _gru_backward_loop(dY, Z, KH, w_hh)
+        with _plain_interpreter():
+            DH, DHP, dh0 = _gru_backward_loop(dY, Z, KH, w_hh)
         # d xp = d hp on the r and z slots; on the n slot d n~ = dh Kn (d hp_n carries the extra factor r)
         dxp = torch.cat([DHP[..., :2 * d], DH * Kn], -1)
         dw = db = None

@@ -84,27 +84,30 @@ def test_fast_without_grad_and_default_state(name, opts, monkeypatch):
 
 
 def _fwd_bwd_seconds(cell, x):
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     y, _ = cell(x)
     y.sum().backward()
-    return time.perf_counter() - t0
+    return time.thread_time() - t0
 
 
 @pytest.mark.parametrize("name", ["ur_lstm", "rru", "mogrifier_lstm", "gru"])
 def test_backward_time_linear_in_length(name):
-    """Issue 13: x[:, t] inside the loop made the backward O(T^2); fwd+bwd at 2T must stay within ~2.5x of T.
+    """Issue 13: x[:, t] inside the loop made the backward O(T^2); fwd+bwd at 2T must stay near 2x of T.
 
-    Interleaved runs, best of five each, so that a busy machine slows both lengths alike."""
+    Interleaved runs, best of three each, timed in thread CPU time so that a busy machine does not decide."""
     torch.manual_seed(0)
     opts = {"dropout": 0.1} if name == "gru" else ({"rounds": 2} if name == "mogrifier_lstm" else {})
-    cell = build_cell(name, D, 16, **opts).train()
-    n = 150 if name == "mogrifier_lstm" else 300
-    x1, x2 = torch.randn(4, n, D, requires_grad=True), torch.randn(4, 2 * n, D, requires_grad=True)
+    # wide enough that the quadratic term shows: with x[:, t] back in rru.py this measured 4.6x, without 1.7x
+    Din, Bn, n = 32, 32, 150 if name == "mogrifier_lstm" else 300
+    cell = build_cell(name, Din, 64, **opts).train()
+    x1, x2 = torch.randn(Bn, n, Din, requires_grad=True), torch.randn(Bn, 2 * n, Din, requires_grad=True)
     t1 = t2 = float("inf")
     with torch.random.fork_rng():
-        _fwd_bwd_seconds(cell, x1)  # warm-up (TorchScript profiling runs)
+        _fwd_bwd_seconds(cell, x1)  # warm-up
         _fwd_bwd_seconds(cell, x2)
-        for _ in range(5):
+        for _ in range(3):
             t1 = min(t1, _fwd_bwd_seconds(cell, x1))
             t2 = min(t2, _fwd_bwd_seconds(cell, x2))
-    assert t2 < 2.5 * t1, (t1, t2)
+    # linear work gives ~2x (measured 1.7-2.6x on the loaded 2-core machine: the (T, B, .) buffers outgrow the caches);
+    # the quadratic backward measured 4.6x here. 3x leaves margin for a busy machine and still catches it.
+    assert t2 < 3.0 * t1, (t1, t2)
