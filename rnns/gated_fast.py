@@ -57,14 +57,17 @@ def _lstm_forward(xp: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, masks: Optiona
     J = xp.new_empty((T, B, d))
     H[0] = h
     C[0] = c
+    # split every buffer once: a list index costs nothing, a tensor index is one more op per step
+    xs, Hs, Cs, Ss, Js = xp.unbind(0), H.unbind(0), C.unbind(0), S.unbind(0), J.unbind(0)
+    ms = masks.unbind(0) if masks is not None else xs
     for t in range(T):
-        pre = torch.addmm(xp[t], h, w_t)
-        s = torch.sigmoid(pre, out=S[t])
-        j = torch.tanh(pre[:, 2 * d:3 * d], out=J[t])
+        pre = torch.addmm(xs[t], h, w_t)
+        i, f, g, o = torch.sigmoid(pre, out=Ss[t]).chunk(4, 1)
+        j = torch.tanh(pre[:, 2 * d:3 * d], out=Js[t])
         if masks is not None:
-            j = j * masks[t]
-        c = torch.addcmul(s[:, d:2 * d] * c, s[:, :d], j, out=C[t + 1])
-        h = torch.mul(s[:, 3 * d:], torch.tanh(c), out=H[t + 1])
+            j = j * ms[t]
+        c = torch.addcmul(f * c, i, j, out=Cs[t + 1])
+        h = torch.mul(o, torch.tanh(c), out=Hs[t + 1])
     return H, C, S, J
 
 
@@ -83,17 +86,18 @@ def _refine_forward(xp: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, masks: Optio
     G = xp.new_empty((T, B, d))
     H[0] = h
     C[0] = c
+    xs, Hs, Cs, Ss, Us, Gs = xp.unbind(0), H.unbind(0), C.unbind(0), S.unbind(0), U.unbind(0), G.unbind(0)
+    ms = masks.unbind(0) if masks is not None else xs
     for t in range(T):
-        pre = torch.addmm(xp[t], h, w_t)
-        s = torch.sigmoid(pre, out=S[t])
-        u = torch.tanh(pre[:, 2 * d:3 * d], out=U[t])
+        pre = torch.addmm(xs[t], h, w_t)
+        f, r, _, o = torch.sigmoid(pre, out=Ss[t]).chunk(4, 1)
+        u = torch.tanh(pre[:, 2 * d:3 * d], out=Us[t])
         if masks is not None:
-            u = u * masks[t]
-        f = s[:, :d]
+            u = u * ms[t]
         ff = f * f
-        g = torch.addcmul(ff, s[:, d:2 * d], f - ff, value=2.0, out=G[t])  # 2 r f + (1 - 2 r) f^2
-        c = torch.addcmul(u, g, c - u, out=C[t + 1])  # g c + (1 - g) u
-        h = torch.mul(s[:, 3 * d:], torch.tanh(c), out=H[t + 1])
+        g = torch.addcmul(ff, r, f - ff, value=2.0, out=Gs[t])  # 2 r f + (1 - 2 r) f^2
+        c = torch.addcmul(u, g, c - u, out=Cs[t + 1])  # g c + (1 - g) u
+        h = torch.mul(o, torch.tanh(c), out=Hs[t + 1])
     return H, C, S, U, G
 
 
@@ -104,15 +108,16 @@ def _lstm_backward_loop(dY: Tensor, dcT: Tensor, K: Tensor, A: Tensor, Fc: Tenso
     Returns d(pre-activations) (T, B, 4d), dh_0, dc_0."""
     T = dY.size(0)
     DA = torch.empty_like(K)
+    dYs, DAs, As, Ks, Fs = dY.unbind(0), DA.unbind(0), A.unbind(0), K.unbind(0), Fc.unbind(0)
     dc = dcT
-    dh = dY[T - 1]
+    dh = dYs[T - 1]
     for t in range(T - 1, -1, -1):
         if t < T - 1:
-            dh = torch.addmm(dY[t], DA[t + 1], w_hh)
-        dc = torch.addcmul(dc, dh, A[t])
-        torch.mul(K[t], torch.cat([dc, dc, dc, dh], 1), out=DA[t])
-        dc = dc * Fc[t]
-    return DA, torch.mm(DA[0], w_hh), dc
+            dh = torch.addmm(dYs[t], DAs[t + 1], w_hh)
+        dc = torch.addcmul(dc, dh, As[t])
+        torch.mul(Ks[t], torch.cat([dc, dc, dc, dh], 1), out=DAs[t])
+        dc = dc * Fs[t]
+    return DA, torch.mm(DAs[0], w_hh), dc
 
 
 def _finish(ctx, DA, dh0, dc0, H):
@@ -206,39 +211,30 @@ class RefineFunction(_LSTMLike):
 
 
 @torch.jit.script
-def _gru_forward(xp: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor, masks: Optional[Tensor], need_grad: bool):
-    """nn.GRU's step, gate order (r, z, n); xp (T, B, 3d) holds W_ih x + b_ih. Returns H (T + 1, B, d) with h_0
-    and, when ``need_grad``, KH (T, B, 3d) = d(W_hh h + b_hh) slots / d h_t, Kn (T, B, d) = d n~ / d h_t and
-    Z (T, B, d), the carry factor."""
+def _gru_forward(xp: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor, masks: Optional[Tensor]):
+    """nn.GRU's step, gate order (r, z, n); xp (T, B, 3d) holds W_ih x + b_ih. Returns H (T + 1, B, d) with h_0,
+    the r and z sigmoids RZ (T, B, 2d), n (T, B, d) and the recurrent n pre-activation W_hn h + b_hn (T, B, d)."""
     T, B = xp.size(0), xp.size(1)
     d = h.size(1)
     w_t = w_hh.t()
     H = xp.new_empty((T + 1, B, d))
+    RZ = xp.new_empty((T, B, 2 * d))
+    N = xp.new_empty((T, B, d))
+    HN = xp.new_empty((T, B, d))
     H[0] = h
-    n_ = T if need_grad else 0
-    KH = xp.new_empty((n_, B, 3 * d))
-    Kn = xp.new_empty((n_, B, d))
-    Z = xp.new_empty((n_, B, d))
+    xs, Hs, RZs, Ns, HNs = xp.unbind(0), H.unbind(0), RZ.unbind(0), N.unbind(0), HN.unbind(0)
+    ms = masks.unbind(0) if masks is not None else xs
     for t in range(T):
         hp = torch.addmm(b_hh, h, w_t)
-        x = xp[t]
-        rz = torch.sigmoid(x[:, :2 * d] + hp[:, :2 * d])
-        r, z = rz[:, :d], rz[:, d:]
-        hn = hp[:, 2 * d:]
-        n = torch.tanh(torch.addcmul(x[:, 2 * d:], r, hn))
-        nm = n if masks is None else n * masks[t]
-        h_prev = h
-        hmn = h - nm
-        h = torch.addcmul(nm, z, hmn, out=H[t + 1])  # (1 - z) n + z h
-        if need_grad:
-            k = KH[t]
-            kn = torch.mul(1 - z, 1 - n * n, out=Kn[t]) if masks is None else \
-                torch.mul((1 - z) * masks[t], 1 - n * n, out=Kn[t])
-            torch.mul(kn * hn, r - r * r, out=k[:, :d])
-            torch.mul(hmn, z - z * z, out=k[:, d:2 * d])
-            torch.mul(kn, r, out=k[:, 2 * d:])
-            Z[t] = z
-    return H, KH, Kn, Z
+        hr, hn = hp.split([2 * d, d], 1)
+        xr, xn = xs[t].split([2 * d, d], 1)
+        r, z = torch.sigmoid(xr + hr, out=RZs[t]).chunk(2, 1)
+        HNs[t].copy_(hn)
+        n = torch.tanh(torch.addcmul(xn, r, hn), out=Ns[t])
+        if masks is not None:
+            n = n * ms[t]
+        h = torch.addcmul(n, z, h - n, out=Hs[t + 1])  # (1 - z) n + z h
+    return H, RZ, N, HN
 
 
 @torch.jit.script
@@ -248,13 +244,14 @@ def _gru_backward_loop(dY: Tensor, Z: Tensor, KH: Tensor, w_hh: Tensor):
     T = dY.size(0)
     DH = torch.empty_like(Z)
     DHP = torch.empty_like(KH)
-    dh = dY[T - 1]
+    dYs, Zs, KHs, DHs, DHPs = dY.unbind(0), Z.unbind(0), KH.unbind(0), DH.unbind(0), DHP.unbind(0)
+    dh = dYs[T - 1]
     for t in range(T - 1, -1, -1):
         if t < T - 1:
-            dh = torch.addmm(torch.addcmul(dY[t], dh, Z[t + 1]), DHP[t + 1], w_hh)
-        DH[t] = dh
-        torch.mul(KH[t], torch.cat([dh, dh, dh], 1), out=DHP[t])
-    dh0 = torch.addmm(Z[0] * dh, DHP[0], w_hh)
+            dh = torch.addmm(torch.addcmul(dYs[t], dh, Zs[t + 1]), DHPs[t + 1], w_hh)
+        DHs[t].copy_(dh)
+        torch.mul(KHs[t], torch.cat([dh, dh, dh], 1), out=DHPs[t])
+    dh0 = torch.addmm(Zs[0] * dh, DHPs[0], w_hh)
     return DH, DHP, dh0
 
 
@@ -263,22 +260,31 @@ class GRUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, xp, h0, w_hh, b_hh, masks):
-        need = any(ctx.needs_input_grad)
         with _plain_interpreter():
-            H, KH, Kn, Z = _gru_forward(xp, h0, w_hh, b_hh, masks, need)
-        if need:
-            ctx.save_for_backward(w_hh, H, KH, Kn, Z)
-        return H[1:]
+            out = _gru_forward(xp, h0, w_hh, b_hh, masks)
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(w_hh, masks, *out)
+        return out[0][1:]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dY):
-        w_hh, H, KH, Kn, Z = ctx.saved_tensors
-        T, B, d = Z.shape
+        w_hh, masks, H, RZ, N, HN = ctx.saved_tensors
+        T, B, d = N.shape
+        r, z = RZ[..., :d], RZ[..., d:]
+        nm = N if masks is None else N * masks
+        kn = (1 - z).mul_(1 - N * N)  # d h / d n~
+        if masks is not None:
+            kn.mul_(masks)
+        KH = RZ.new_empty((T, B, 3, d))  # d h / d (W_hh h + b_hh), slots r, z, n
+        torch.mul(kn * HN, _sd(r), out=KH[:, :, 0])
+        torch.mul(H[:-1] - nm, _sd(z), out=KH[:, :, 1])
+        torch.mul(kn, r, out=KH[:, :, 2])
+        KH = KH.view(T, B, 3 * d)
         with _plain_interpreter():
-            DH, DHP, dh0 = _gru_backward_loop(dY, Z, KH, w_hh)
-        # d xp = d hp on the r and z slots; on the n slot d n~ = dh Kn (d hp_n carries the extra factor r)
-        dxp = torch.cat([DHP[..., :2 * d], DH * Kn], -1)
+            DH, DHP, dh0 = _gru_backward_loop(dY, z.contiguous(), KH, w_hh)
+        # d xp = d hp on the r and z slots; on the n slot d n~ = dh kn (d hp_n carries the extra factor r)
+        dxp = torch.cat([DHP[..., :2 * d], DH * kn], -1)
         dw = db = None
         if ctx.needs_input_grad[2]:
             dw = torch.mm(DHP.reshape(T * B, 3 * d).t(), H[:-1].reshape(T * B, d))
