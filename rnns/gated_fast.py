@@ -29,7 +29,7 @@ def candidate_masks(p: float, T: int, B: int, n: int, like: torch.Tensor) -> tor
 # compiles in well under a second). Everything here is time major: (T, B, .).
 
 import warnings
-from typing import Optional
+from typing import List, Optional
 
 from torch import Tensor
 
@@ -293,6 +293,28 @@ class GRUFunction(torch.autograd.Function):
         return dxp, dh0, dw, db, None
 
 
+@torch.jit.script
+def _rru_loop(xp: Tensor, h: Tensor, w_h: Tensor, Js: List[Tensor], bs: List[Tensor], w_c: Tensor, b_c: Tensor,
+              keep: Tensor, zeta: Tensor, masks: Optional[Tensor], eps: float):
+    """RRU recurrence under autograd (TorchScript removes the Python cost per op; autograd's C++ engine runs the
+    backward). xp (T, B, M) = J_1's x half + bias. Only the state part c of W a enters the loop; the outputs o are
+    one GEMM over all steps afterwards. Returns the dropped last ReLU layer of every step (T, B, M) and h_T."""
+    T, M = xp.size(0), xp.size(2)
+    xs = xp.unbind(0)
+    ms = masks.unbind(0) if masks is not None else xs
+    w_ct = w_c.t()
+    As: List[Tensor] = []
+    for t in range(T):
+        a = torch.relu(torch.rms_norm(torch.addmm(xs[t], h, w_h), [M], None, eps))
+        for k in range(len(Js)):
+            a = torch.relu(torch.addmm(bs[k], a, Js[k].t()))
+        if masks is not None:
+            a = a * ms[t]
+        h = torch.addcmul(keep * h, zeta, torch.addmm(b_c, a, w_ct))
+        As.append(a)
+    return torch.stack(As, 0), h
+
+
 # ----------------------------------------------------------------------------------------------- entry points
 
 
@@ -319,3 +341,15 @@ def gru_fast(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_
     xp = torch.nn.functional.linear(x.transpose(0, 1), w_ih, b_ih)
     Y = GRUFunction.apply(xp, h0, w_hh, b_hh, masks)
     return Y.transpose(0, 1), Y[-1]
+
+
+def rru_fast(x: Tensor, h0: Tensor, w_x: Tensor, w_h: Tensor, b1: Tensor, Js: list, bs: list, w: Tensor, b: Tensor,
+             keep: Tensor, zeta: Tensor, masks: Tensor | None, eps: float = 1e-6) -> tuple[Tensor, Tensor]:
+    """RRU (rnns/rru.py), x (B, T, D); w_x (M, D), w_h (N, M) = J_1's halves (w_h transposed), W (N + O, M).
+    -> (o (B, T, O), h_T)."""
+    N = h0.shape[1]
+    xp = torch.nn.functional.linear(x.transpose(0, 1), w_x, b1)  # (T, B, M), one GEMM for every step
+    with _plain_interpreter():
+        A, hT = _rru_loop(xp, h0, w_h, Js, bs, w[:N], b[:N], keep, zeta, masks, eps)
+    o = torch.nn.functional.linear(A, w[N:], b[N:])  # (T, B, O): the outputs never feed back
+    return o.transpose(0, 1), hT

@@ -15,11 +15,12 @@ from rnns.registry import build_cell
 
 D, H, B, T = 3, 8, 4, 9
 
-# (cell, options): the refine-gated cells always run the fast path; lstm / u_lstm / gru leave their fused kernel
-# for it only when dropout acts (training mode)
+# (cell, options): the refine-gated cells and RRU always run the fast path; lstm / u_lstm / gru leave their fused
+# kernel for it only when dropout acts (training mode)
 FAST = [("ur_lstm", {}), ("r_lstm", {"forget_bias": 0.5}), ("ur_lstm", {"dropout": 0.3}),
         ("r_lstm", {"dropout": 0.5}), ("lstm", {"dropout": 0.3}), ("lstm", {"dropout": 0.3, "chrono": 10}),
-        ("u_lstm", {"dropout": 0.2}), ("gru", {"dropout": 0.4})]
+        ("u_lstm", {"dropout": 0.2}), ("gru", {"dropout": 0.4}),
+        ("rru", {}), ("rru", {"dropout": 0.3, "relu_layers": 3, "out_size": 5, "middle": 0.7})]
 
 
 def _run(cell, x, state, reference: bool, monkeypatch, seed=5):
@@ -53,7 +54,7 @@ def test_fast_equals_reference(name, opts, dtype, tol, monkeypatch):
             p.add_(0.2 * torch.randn_like(p))  # b_f and every bias non-trivial
     g = torch.Generator().manual_seed(1)
     x = torch.randn(B, T, D, generator=g, dtype=dtype, requires_grad=True)
-    n_state = 1 if name == "gru" else 2
+    n_state = 1 if name in ("gru", "rru") else 2
     state = [torch.randn(B, H, generator=g, dtype=dtype, requires_grad=True) for _ in range(n_state)]
     fast, fast_g = _run(cell, x, state, False, monkeypatch)
     ref, ref_g = _run(cell, x, state, True, monkeypatch)
