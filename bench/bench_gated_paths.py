@@ -8,8 +8,8 @@ process and interleaved: every round times the baseline and then each (cell, pat
 baseline time / cell time and the table gives the median over rounds (higher is faster; 1.0 = as fast as
 nn.LSTM). One intra-op thread. ``lstm``, ``u_lstm`` and ``gru`` without dropout run ``nn.LSTM`` / ``nn.GRU``
 themselves; they need the step loop (and get the fast path) only when their candidate dropout acts, so they are
-timed at dropout 0.5; ``mogrifier_lstm`` (rank 0, 5 rounds) and ``rru`` have no fast path yet (both columns are
-the same code since the unbind fix).
+timed at dropout 0.5. ``mogrifier_lstm`` (rank 0, 5 rounds) and ``rru`` have a lighter fast path (TorchScript loop
+under autograd, no hand-written backward).
 
     PYTHONPATH=. python bench/bench_gated_paths.py                    # B16 T128 H128 and B8 T512 H64
     PYTHONPATH=. python bench/bench_gated_paths.py --points 16x128x128 --repeats 7 --clock wall

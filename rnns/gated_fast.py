@@ -315,6 +315,45 @@ def _rru_loop(xp: Tensor, h: Tensor, w_h: Tensor, Js: List[Tensor], bs: List[Ten
     return torch.stack(As, 0), h
 
 
+@torch.jit.script
+def _mogrifier_loop(x: Tensor, h: Tensor, c: Tensor, rights: List[Tensor], lefts: List[Tensor], mbias: List[Tensor],
+                    w_ih: Tensor, w_hh: Tensor, bias: Tensor, masks: Optional[Tensor], cap: bool):
+    """Mogrifier LSTM under autograd (TorchScript removes the Python cost per op; autograd's C++ engine runs the
+    backward). x (T, B, D). Round k uses v -> v right_k^T (then left_k^T when ``lefts`` is not empty) + mbias_k.
+    Returns every h (T, B, d), h_T and c_T."""
+    T = x.size(0)
+    xs = x.unbind(0)
+    ms = masks.unbind(0) if masks is not None else xs
+    low_rank = len(lefts) > 0
+    rt = [w.t() for w in rights]
+    lt = [w.t() for w in lefts]
+    wih_t, whh_t = w_ih.t(), w_hh.t()
+    Hs: List[Tensor] = []
+    for t in range(T):
+        xt, hm = xs[t], h
+        for k in range(len(rt)):
+            src = hm if k % 2 == 0 else xt
+            if low_rank:
+                z = torch.addmm(mbias[k], torch.mm(src, rt[k]), lt[k])
+            else:
+                z = torch.addmm(mbias[k], src, rt[k])
+            if k % 2 == 0:
+                xt = 2 * torch.sigmoid(z) * xt
+            else:
+                hm = 2 * torch.sigmoid(z) * hm
+        i, f, g, o = torch.addmm(torch.addmm(bias, xt, wih_t), hm, whh_t).chunk(4, 1)
+        i, f, o = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)
+        j = torch.tanh(g)
+        if masks is not None:
+            j = j * ms[t]
+        if cap:
+            i = torch.minimum(1 - f, i)
+        c = torch.addcmul(f * c, i, j)
+        h = o * torch.tanh(c)
+        Hs.append(h)
+    return torch.stack(Hs, 0), h, c
+
+
 # ----------------------------------------------------------------------------------------------- entry points
 
 
@@ -353,3 +392,18 @@ def rru_fast(x: Tensor, h0: Tensor, w_x: Tensor, w_h: Tensor, b1: Tensor, Js: li
         A, hT = _rru_loop(xp, h0, w_h, Js, bs, w[:N], b[:N], keep, zeta, masks, eps)
     o = torch.nn.functional.linear(A, w[N:], b[N:])  # (T, B, O): the outputs never feed back
     return o.transpose(0, 1), hT
+
+
+def mogrifier_fast(cell, x: Tensor, h0: Tensor, c0: Tensor, masks: Tensor | None) -> tuple[Tensor, tuple]:
+    """rnns/mogrifier.py's cell, x (B, T, D) -> (y (B, T, d), (h, c))."""
+    mix = list(cell.mix)
+    if cell.rank:
+        rights, lefts = [m.right for m in mix], [m.left for m in mix]
+    else:
+        rights, lefts = [m.weight for m in mix], []
+    mbias = [m.bias if m.bias is not None else m_w.new_zeros(m_w.shape[0])
+             for m, m_w in zip(mix, lefts if cell.rank else rights)]
+    with _plain_interpreter():
+        Y, h, c = _mogrifier_loop(x.transpose(0, 1), h0, c0, rights, lefts, mbias, cell.weight_ih, cell.weight_hh,
+                                  cell.bias, masks, cell.cap_input_gate)
+    return Y.transpose(0, 1), (h, c)
