@@ -354,6 +354,90 @@ def _mogrifier_loop(x: Tensor, h: Tensor, c: Tensor, rights: List[Tensor], lefts
     return torch.stack(Hs, 0), h, c
 
 
+@torch.jit.script
+def _rru1_forward(xp: Tensor, h: Tensor, w1h: Tensor, w_c: Tensor, b_c: Tensor, keep: Tensor, zeta: Tensor,
+                  masks: Optional[Tensor], eps: float):
+    """RRU with one ReLU layer. xp (T, B, M) = J_1's x half + bias, w1h (M, N) = J_1's h half, w_c (N, M), b_c (N,).
+    Per step: v = xp_t + h w1h^T, r = (mean(v^2) + eps)^-1/2, n = v r, a = ReLU(n) m_t, c = a w_c^T + b_c,
+    h = keep h + zeta c. Returns H (T + 1, B, N) with h_0, A (T, B, M), n (T, B, M), r (T, B, 1), c (T, B, N)."""
+    T, B, M = xp.size(0), xp.size(1), xp.size(2)
+    N = h.size(1)
+    H = xp.new_empty((T + 1, B, N))
+    A = torch.empty_like(xp)
+    Nn = torch.empty_like(xp)
+    R = xp.new_empty((T, B, 1))
+    C = xp.new_empty((T, B, N))
+    H[0] = h
+    xs, Hs, As, Ns, Rs, Cs = xp.unbind(0), H.unbind(0), A.unbind(0), Nn.unbind(0), R.unbind(0), C.unbind(0)
+    ms = masks.unbind(0) if masks is not None else xs
+    w1h_t, w_ct = w1h.t(), w_c.t()
+    for t in range(T):
+        v = torch.addmm(xs[t], h, w1h_t)
+        r = torch.rsqrt(torch.mean(v * v, -1, keepdim=True) + eps, out=Rs[t])
+        n = torch.mul(v, r, out=Ns[t])
+        if masks is not None:
+            a = torch.mul(torch.relu(n), ms[t], out=As[t])
+        else:
+            a = torch.clamp_min(n, 0.0, out=As[t])
+        c = torch.addmm(b_c, a, w_ct, out=Cs[t])
+        h = torch.addcmul(keep * h, zeta, c, out=Hs[t + 1])
+    return H, A, Nn, R, C
+
+
+@torch.jit.script
+def _rru1_backward_loop(dA: Tensor, dhT: Tensor, G: Tensor, Nn: Tensor, R: Tensor, w1h: Tensor, w_c: Tensor,
+                        keep: Tensor, zeta: Tensor):
+    """Reverse loop of :func:`_rru1_forward`. dA (T, B, M): gradient reaching a_t from the outputs; G = d a / d n
+    (mask times ReLU'). Per step: dc = zeta dh, da = dA_t + dc w_c, dn = da G_t, dv = r (dn - n mean(dn n)),
+    dh_{t-1} = keep dh + dv w1h. Returns dv (T, B, M), dh (T, B, N) per step and dh_0."""
+    T, B, N = dA.size(0), dA.size(1), dhT.size(1)
+    DV = torch.empty_like(dA)
+    DH = dA.new_empty((T, B, N))
+    dAs, Gs, Ns, Rs, DVs, DHs = dA.unbind(0), G.unbind(0), Nn.unbind(0), R.unbind(0), DV.unbind(0), DH.unbind(0)
+    dh = dhT
+    for t in range(T - 1, -1, -1):
+        DHs[t].copy_(dh)
+        dn = torch.addmm(dAs[t], zeta * dh, w_c).mul_(Gs[t])
+        n = Ns[t]
+        dv = torch.mul(torch.addcmul(dn, n, torch.mean(dn * n, -1, keepdim=True), value=-1.0), Rs[t], out=DVs[t])
+        dh = torch.addmm(keep * dh, dv, w1h)
+    return DV, DH, dh
+
+
+class RRU1Function(torch.autograd.Function):
+    """(xp (T, B, M), h0, w1h (M, N), w_c (N, M), b_c, keep, zeta, masks or None) -> (A (T, B, M), h_T)."""
+
+    @staticmethod
+    def forward(ctx, xp, h0, w1h, w_c, b_c, keep, zeta, masks, eps):
+        with _plain_interpreter():
+            H, A, Nn, R, C = _rru1_forward(xp, h0, w1h, w_c, b_c, keep, zeta, masks, eps)
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(w1h, w_c, keep, zeta, masks, H, A, Nn, R, C)
+        return A, H[-1]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dA, dhT):
+        w1h, w_c, keep, zeta, masks, H, A, Nn, R, C = ctx.saved_tensors
+        T, B, M = A.shape
+        N = H.shape[2]
+        dA = torch.zeros_like(A) if dA is None else dA
+        dhT = torch.zeros_like(H[0]) if dhT is None else dhT
+        G = (Nn > 0).to(A.dtype)  # d a / d n
+        if masks is not None:
+            G.mul_(masks)
+        with _plain_interpreter():
+            DV, DH, dh0 = _rru1_backward_loop(dA, dhT, G, Nn, R, w1h, w_c, keep, zeta)
+        hprev = H[:-1].reshape(T * B, N)
+        DC = DH * zeta  # d loss / d c_t
+        dw1h = torch.mm(DV.reshape(T * B, M).t(), hprev)
+        dwc = torch.mm(DC.reshape(T * B, N).t(), A.reshape(T * B, M))
+        dbc = DC.sum((0, 1))
+        dkeep = (DH.reshape(T * B, N) * hprev).sum(0)
+        dzeta = (DH * C).sum((0, 1))
+        return DV, dh0, dw1h, dwc, dbc, dkeep, dzeta, None, None
+
+
 # ----------------------------------------------------------------------------------------------- entry points
 
 
@@ -388,6 +472,10 @@ def rru_fast(x: Tensor, h0: Tensor, w_x: Tensor, w_h: Tensor, b1: Tensor, Js: li
     -> (o (B, T, O), h_T)."""
     N = h0.shape[1]
     xp = torch.nn.functional.linear(x.transpose(0, 1), w_x, b1)  # (T, B, M), one GEMM for every step
+    if not Js:  # one ReLU layer: the hand-written backward through time
+        A, hT = RRU1Function.apply(xp, h0, w_h.t(), w[:N], b[:N], keep, zeta, masks, eps)
+        o = torch.nn.functional.linear(A, w[N:], b[N:])
+        return o.transpose(0, 1), hT
     with _plain_interpreter():
         A, hT = _rru_loop(xp, h0, w_h, Js, bs, w[:N], b[:N], keep, zeta, masks, eps)
     o = torch.nn.functional.linear(A, w[N:], b[N:])  # (T, B, O): the outputs never feed back

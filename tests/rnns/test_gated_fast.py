@@ -20,7 +20,8 @@ D, H, B, T = 3, 8, 4, 9
 FAST = [("ur_lstm", {}), ("r_lstm", {"forget_bias": 0.5}), ("ur_lstm", {"dropout": 0.3}),
         ("r_lstm", {"dropout": 0.5}), ("lstm", {"dropout": 0.3}), ("lstm", {"dropout": 0.3, "chrono": 10}),
         ("u_lstm", {"dropout": 0.2}), ("gru", {"dropout": 0.4}),
-        ("rru", {}), ("rru", {"dropout": 0.3, "relu_layers": 3, "out_size": 5, "middle": 0.7}),
+        ("rru", {}), ("rru", {"dropout": 0.4, "out_size": 5}),  # one ReLU layer: hand-written backward
+        ("rru", {"dropout": 0.3, "relu_layers": 3, "out_size": 5, "middle": 0.7}),  # deeper: scripted autograd
         ("mogrifier_lstm", {}), ("mogrifier_lstm", {"rank": 2, "rounds": 4, "dropout": 0.3}),
         ("mogrifier_lstm", {"cap_input_gate": False, "gate_bias": False, "init": "pytorch", "rounds": 3})]
 
