@@ -32,9 +32,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import Cell
+from .base import Cell, use_reference
 from .errors import ConfigError
-from .gated_fast import candidate_masks
+from .gated_fast import candidate_masks, lstm_fast, refine_fast
 from .registry import register_cell
 
 _UR_PAPER = "Gu et al. 2020, Improving the Gating Mechanism of RNNs, arXiv 1910.09890"
@@ -114,7 +114,13 @@ class _FusedLSTM(Cell):
 
     def forward(self, x, h0=None):
         if self.training and self.dropout > 0:  # the fused kernel has no candidate dropout
-            return self.step_reference(x, h0)
+            if use_reference():
+                return self.step_reference(x, h0)
+            B, T, _ = x.shape
+            h, c = (x.new_zeros(B, self.hidden_size),) * 2 if h0 is None else h0
+            masks = candidate_masks(self.dropout, T, B, self.hidden_size, x)
+            m = self.lstm
+            return lstm_fast(x, h, c, m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0 + m.bias_hh_l0, masks)
         if h0 is not None:
             h0 = (h0[0].unsqueeze(0), h0[1].unsqueeze(0))  # nn.LSTM wants (num_layers, B, d)
         y, (h, c) = self.lstm(x, h0)
@@ -196,8 +202,10 @@ class _RefineLSTM(Cell):
     def forward(self, x, h0=None):
         B, T, _ = x.shape
         h, c = (x.new_zeros(B, self.hidden_size),) * 2 if h0 is None else h0
-        xp = F.linear(x, self.weight_ih, self.bias)  # (B, T, 4d): every input projection in one matmul
         masks = candidate_masks(self.dropout, T, B, self.hidden_size, x) if self.training else None
+        if not use_reference():
+            return refine_fast(x, h, c, self.weight_ih, self.weight_hh, self.bias, self.b_f, masks)
+        xp = F.linear(x, self.weight_ih, self.bias)  # (B, T, 4d): every input projection in one matmul
         ms = [None] * T if masks is None else masks.unbind(0)
         ys = []
         # split time once: indexing xp[:, t] in the loop makes every step's backward fill a whole (B, T, 4d) gradient

@@ -32,9 +32,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import Cell
+from .base import Cell, use_reference
 from .errors import ConfigError
-from .gated_fast import candidate_masks
+from .gated_fast import candidate_masks, mogrifier_fast
 from .registry import register_cell
 
 INITS = ("lamb", "pytorch")
@@ -145,6 +145,8 @@ class MogrifierLSTM(Cell):
         h, c = (x.new_zeros(B, self.hidden_size),) * 2 if h0 is None else h0
         mixes = list(self.mix)
         masks = candidate_masks(self.dropout, T, B, self.hidden_size, x) if self.training else None
+        if not use_reference():
+            return mogrifier_fast(self, x, h, c, masks)
         ms = [None] * T if masks is None else masks.unbind(0)
         ys = []
         # no whole-sequence input projection here: the input is re-gated by h_{t-1} at every step

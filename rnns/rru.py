@@ -18,8 +18,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import Cell
+from .base import Cell, use_reference
 from .errors import ConfigError
+from .gated_fast import candidate_masks, rru_fast
 from .registry import register_cell
 
 # s is stored divided by this, so that Adam's roughly parameter-independent step size moves 10 s ten times faster
@@ -85,15 +86,23 @@ class RRU(Cell):
         D, N = self.input_size, self.hidden_size
         h = rru_initial_state(B, N, dtype=x.dtype, device=x.device) if h0 is None else h0
         J1 = self.J[0]
+        keep = torch.sigmoid(S_SCALE * self.s)  # (N,)
+        # dropout after the last ReLU layer, a fresh mask per step (drawn for the whole sequence at once, so the fast
+        # path and this reference consume the random stream alike)
+        masks = candidate_masks(self.drop.p, T, B, self.inner_size, x) if self.training else None
+        if not use_reference():
+            return rru_fast(x, h, J1.weight[:, :D], J1.weight[:, D:].t(), J1.bias,
+                            [lin.weight for lin in self.J[1:]], [lin.bias for lin in self.J[1:]],
+                            self.W.weight, self.W.bias, keep, self.zeta, masks)
         xp = F.linear(x, J1.weight[:, :D], J1.bias)  # (B, T, M): the x half of J_1 [x; h] for every step at once
         w_h = J1.weight[:, D:].t()  # (N, M)
-        keep = torch.sigmoid(S_SCALE * self.s)  # (N,)
+        ms = [None] * T if masks is None else masks.unbind(0)
         ys = []
-        for xt in xp.unbind(1):  # split once: xp[:, t] per step would make the backward O(T^2)
+        for xt, m in zip(xp.unbind(1), ms):  # split once: xp[:, t] per step would make the backward O(T^2)
             a = F.relu(rms_norm(torch.addmm(xt, h, w_h)))
             for lin in self.J[1:]:
                 a = F.relu(lin(a))
-            c, o = self.W(self.drop(a)).split((N, self.output_size), dim=-1)
+            c, o = self.W(a if m is None else a * m).split((N, self.output_size), dim=-1)
             h = keep * h + self.zeta * c
             ys.append(o)
         return torch.stack(ys, dim=1), h
