@@ -56,10 +56,18 @@ def test_render_table_and_sections():
            "paper": {"nnrnn": "well below"}, "budget_note": "n", "wall_s": 75.0, "command": "cmd", "date": "d",
            "load_avg": 1.0, "cpus": 2}
     text = bp.render([res])
-    assert "| copy200 | nnrnn (nnrnn) | well below | 0.05 loss | - | 100 | 1m15s | reached |" in text
+    assert "| copy200 | nnrnn (nnrnn) | well below | 0.05 loss | 47% better | - | 100 | 1m15s | reached |" in text
     assert "Overall: **not reached**" in text and "img/repro_copy200.png" in text
 
 
 def test_unknown_reproduction_is_one_line_exit_2(capsys):
     assert bp.main(["--only", "nope"]) == 2
     assert "unknown reproduction 'nope'" in capsys.readouterr().err
+
+
+def test_seed_name_tells_budget_variants_apart():
+    seeds = [({"model": "exprnn", "hidden_size": 128, "lr": 1e-3}, "", "exprnn"),
+             ({"model": "exprnn", "hidden_size": None, "param_budget": 18900, "lr": 1e-3}, "", "exprnn-budget")]
+    assert bp.seed_name(seeds, "exprnn", {"hidden_size": "128", "lr": "0.001"}) == "exprnn"
+    assert bp.seed_name(seeds, "exprnn", {"param_budget": "18900", "lr": "0.001"}) == "exprnn-budget"
+    assert bp.seed_name(seeds, "lstm", {"lr": "0.001"}) == "lstm"
