@@ -71,3 +71,19 @@ def test_seed_name_tells_budget_variants_apart():
     assert bp.seed_name(seeds, "exprnn", {"hidden_size": "128", "lr": "0.001"}) == "exprnn"
     assert bp.seed_name(seeds, "exprnn", {"param_budget": "18900", "lr": "0.001"}) == "exprnn-budget"
     assert bp.seed_name(seeds, "lstm", {"lr": "0.001"}) == "lstm"
+
+
+def test_an_interrupted_run_is_not_written(monkeypatch, tmp_path, capsys):
+    """Ctrl-C stops Tune gracefully and run_sweep returns: a trial short of its epochs must not become a result."""
+    def fake_run_one(rep, **kw):
+        r = _r("lru", 0.9)
+        r["complete"] = False
+        return {"name": rep.name, "metric": "accuracy", "epochs": 4, "results": {"readme": r},
+                "verdicts": {"readme": False}, "overall": False, "wall_s": 1.0}
+
+    monkeypatch.setattr(bp, "run_one", fake_run_one)
+    monkeypatch.setattr(bp, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(bp, "DOC", tmp_path / "reproductions.md")
+    assert bp.main(["--only", "lru_copy", "--workdir", str(tmp_path)]) == 1
+    assert "nothing written" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "reproductions.md").exists()
