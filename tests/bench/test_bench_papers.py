@@ -40,7 +40,7 @@ def test_copy200_verdicts():
 
 def test_adding_and_lru_and_jsb_verdicts():
     ok, overall = bp.check_adding({"u": _r("ur_lstm", 0.01), "l": _r("lstm", 0.05)}, 1 / 6)
-    assert overall
+    assert overall and ok == {"u": True, "l": None}  # the LSTM is the comparison, not a claim
     assert not bp.check_adding({"u": _r("ur_lstm", 0.06), "l": _r("lstm", 0.05)}, 1 / 6)[1]
     assert not bp.check_adding({"u": _r("ur_lstm", 0.16), "l": _r("lstm", 0.17)}, 1 / 6)[1]  # at the baseline
     assert bp.check_lru_copy({"readme": _r("lru", 0.9996)}, 0.5)[1]
