@@ -330,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a tiny budget: checks the path, writes nothing to docs/")
     p.add_argument("--data-dir", default=None, help="data root (default $RNNSWEEP_DATA); made absolute")
     p.add_argument("--workdir", default=None, help="Tune and MLflow files (default: a temporary folder)")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="write a run stopped early (Ctrl-C) too, marked as stopped before its budget")
     a = p.parse_args(argv)
     names = [n for n in a.only.split(",") if n] or list(REPROS)
     for n in names:
@@ -356,7 +358,10 @@ def main(argv: list[str] | None = None) -> int:
         if a.quick:
             continue
         short = [k for k, r in res["results"].items() if not r.get("complete", True) and not r.get("diverged")]
-        if short or len(res["results"]) < len(seed_points(rep)):
+        if (short or len(res["results"]) < len(seed_points(rep))) and a.allow_partial:
+            res["note"] = (f"stopped before the budget (Ctrl-C): {', '.join(short) or 'some configurations'} ran fewer "
+                           f"than the {res['epochs']} epochs; each row's updates column says how far it got")
+        elif short or len(res["results"]) < len(seed_points(rep)):
             # an interrupted sweep (Ctrl-C stops Tune gracefully) must not be recorded as a result
             print(f"error: {n}: not every configuration ran its {res['epochs']} epochs ({', '.join(short) or 'missing'}); "
                   "nothing written", file=sys.stderr)
@@ -365,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         (RESULTS / f"papers_{n}.json").write_text(json.dumps(res, indent=1, default=str))
         plot(res, IMG / f"repro_{n}.png")
         DOC.write_text(render(load_results()))
-        print(f"written: {DOC.relative_to(REPO_ROOT)}, docs/img/repro_{n}.png")
+        print(f"written: {os.path.relpath(DOC, REPO_ROOT)}, {os.path.relpath(IMG / f'repro_{n}.png', REPO_ROOT)}")
     return 0
 
 

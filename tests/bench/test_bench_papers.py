@@ -87,3 +87,20 @@ def test_an_interrupted_run_is_not_written(monkeypatch, tmp_path, capsys):
     assert bp.main(["--only", "lru_copy", "--workdir", str(tmp_path)]) == 1
     assert "nothing written" in capsys.readouterr().err
     assert not (tmp_path / "results").exists() and not (tmp_path / "reproductions.md").exists()
+
+
+def test_allow_partial_writes_a_marked_result(monkeypatch, tmp_path):
+    def fake_run_one(rep, **kw):
+        r = _r("lru", 0.9)
+        r["complete"] = False
+        return {"name": rep.name, "space": rep.space, "metric": "accuracy", "mode": "max", "epochs": 4,
+                "baseline": 0.5, "baseline_strategy": "coin", "results": {"readme": r}, "verdicts": {"readme": False},
+                "overall": False, "wall_s": 1.0, "claim": "c", "paper": {}, "budget_note": "b", "command": "cmd",
+                "date": "d", "load_avg": 1.0, "cpus": 2}
+
+    monkeypatch.setattr(bp, "run_one", fake_run_one)
+    monkeypatch.setattr(bp, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(bp, "DOC", tmp_path / "reproductions.md")
+    monkeypatch.setattr(bp, "IMG", tmp_path / "img")
+    assert bp.main(["--only", "lru_copy", "--workdir", str(tmp_path), "--allow-partial"]) == 0
+    assert "Note: stopped before the budget" in (tmp_path / "reproductions.md").read_text()
