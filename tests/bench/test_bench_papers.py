@@ -40,7 +40,7 @@ def test_copy200_verdicts():
 
 def test_adding_and_lru_and_jsb_verdicts():
     ok, overall = bp.check_adding({"u": _r("ur_lstm", 0.01), "l": _r("lstm", 0.05)}, 1 / 6)
-    assert overall
+    assert overall and ok == {"u": True, "l": None}  # the LSTM is the comparison, not a claim
     assert not bp.check_adding({"u": _r("ur_lstm", 0.06), "l": _r("lstm", 0.05)}, 1 / 6)[1]
     assert not bp.check_adding({"u": _r("ur_lstm", 0.16), "l": _r("lstm", 0.17)}, 1 / 6)[1]  # at the baseline
     assert bp.check_lru_copy({"readme": _r("lru", 0.9996)}, 0.5)[1]
@@ -56,10 +56,51 @@ def test_render_table_and_sections():
            "paper": {"nnrnn": "well below"}, "budget_note": "n", "wall_s": 75.0, "command": "cmd", "date": "d",
            "load_avg": 1.0, "cpus": 2}
     text = bp.render([res])
-    assert "| copy200 | nnrnn (nnrnn) | well below | 0.05 loss | - | 100 | 1m15s | reached |" in text
+    assert "| copy200 | nnrnn (nnrnn) | well below | 0.05 loss | 47% better | - | 100 | 1m15s | reached |" in text
     assert "Overall: **not reached**" in text and "img/repro_copy200.png" in text
 
 
 def test_unknown_reproduction_is_one_line_exit_2(capsys):
     assert bp.main(["--only", "nope"]) == 2
     assert "unknown reproduction 'nope'" in capsys.readouterr().err
+
+
+def test_seed_name_tells_budget_variants_apart():
+    seeds = [({"model": "exprnn", "hidden_size": 128, "lr": 1e-3}, "", "exprnn"),
+             ({"model": "exprnn", "hidden_size": None, "param_budget": 18900, "lr": 1e-3}, "", "exprnn-budget")]
+    assert bp.seed_name(seeds, "exprnn", {"hidden_size": "128", "lr": "0.001"}) == "exprnn"
+    assert bp.seed_name(seeds, "exprnn", {"param_budget": "18900", "lr": "0.001"}) == "exprnn-budget"
+    assert bp.seed_name(seeds, "lstm", {"lr": "0.001"}) == "lstm"
+
+
+def test_an_interrupted_run_is_not_written(monkeypatch, tmp_path, capsys):
+    """Ctrl-C stops Tune gracefully and run_sweep returns: a trial short of its epochs must not become a result."""
+    def fake_run_one(rep, **kw):
+        r = _r("lru", 0.9)
+        r["complete"] = False
+        return {"name": rep.name, "metric": "accuracy", "epochs": 4, "results": {"readme": r},
+                "verdicts": {"readme": False}, "overall": False, "wall_s": 1.0}
+
+    monkeypatch.setattr(bp, "run_one", fake_run_one)
+    monkeypatch.setattr(bp, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(bp, "DOC", tmp_path / "reproductions.md")
+    assert bp.main(["--only", "lru_copy", "--workdir", str(tmp_path)]) == 1
+    assert "nothing written" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "reproductions.md").exists()
+
+
+def test_allow_partial_writes_a_marked_result(monkeypatch, tmp_path):
+    def fake_run_one(rep, **kw):
+        r = _r("lru", 0.9)
+        r["complete"] = False
+        return {"name": rep.name, "space": rep.space, "metric": "accuracy", "mode": "max", "epochs": 4,
+                "baseline": 0.5, "baseline_strategy": "coin", "results": {"readme": r}, "verdicts": {"readme": False},
+                "overall": False, "wall_s": 1.0, "claim": "c", "paper": {}, "budget_note": "b", "command": "cmd",
+                "date": "d", "load_avg": 1.0, "cpus": 2}
+
+    monkeypatch.setattr(bp, "run_one", fake_run_one)
+    monkeypatch.setattr(bp, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(bp, "DOC", tmp_path / "reproductions.md")
+    monkeypatch.setattr(bp, "IMG", tmp_path / "img")
+    assert bp.main(["--only", "lru_copy", "--workdir", str(tmp_path), "--allow-partial"]) == 0
+    assert "Note: stopped before the budget" in (tmp_path / "reproductions.md").read_text()
