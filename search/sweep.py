@@ -305,6 +305,46 @@ def check_local_storage(storage: str) -> None:
                           "--storage") from None
 
 
+def claim_sweep_dir(storage: str, name: str, unique: bool) -> list[str]:
+    """Create ``storage/name`` atomically (``mkdir`` fails if it exists); returns the folders this call created,
+    deepest last. With ``unique`` (a default, time-based name) a taken name gets a suffix ``-2``, ``-3``, ...; an
+    explicit ``--name`` that is taken is refused. Object-store URIs: nothing to claim."""
+    if "://" in storage and not storage.startswith("file://"):
+        return []
+    root = Path(storage.removeprefix("file://"))
+    made, p = [], root
+    missing = []
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+            made.append(str(d))
+        except FileExistsError:
+            pass
+    for i in range(1, 1000):
+        d = root / (name if i == 1 else f"{name}-{i}")
+        try:
+            d.mkdir()
+            return made + [str(d)]
+        except FileExistsError:
+            if not unique:
+                _remove_empty(made)
+                raise ConfigError(f"sweep {name!r} already exists under {storage} (or another sweep is starting "
+                                  "under that name now): use --resume, or another --name") from None
+    _remove_empty(made)
+    raise ConfigError(f"no free sweep name {name}-N under {storage}: give --name")
+
+
+def _remove_empty(folders: list[str]) -> None:
+    for d in reversed(folders):
+        try:
+            os.rmdir(d)  # only if empty
+        except OSError:
+            pass
+
+
 def _safe_name(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-")
 
@@ -423,7 +463,15 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
     if not exp.resume and _sweep_exists(storage, name):
         raise ConfigError(f"sweep {name!r} already exists under {storage}: use --resume, or another --name")
     check_local_storage(storage)
-    started = start_ray(exp.address)  # before any record is written: a bad --address leaves nothing behind
+    # the sweep's folder, claimed atomically: two sweeps started at once with one --name never share it
+    made = [] if exp.resume else claim_sweep_dir(storage, name, unique=not exp.name)
+    if made:
+        name = Path(made[-1]).name
+    try:
+        started = start_ray(exp.address)  # before any record is written: a bad --address leaves nothing behind
+    except BaseException:
+        _remove_empty(made)
+        raise
     parent = None
     global _SIGNALS
     _SIGNALS = _Signals()
@@ -516,6 +564,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             pass
         raise
     finally:
+        _remove_empty(made)  # a sweep that failed before Tune wrote anything leaves no empty folders behind
         if _SIGNALS is not None:
             _SIGNALS.restore()
             _SIGNALS = None

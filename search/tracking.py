@@ -50,10 +50,32 @@ def artifact_root(uri: str) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def store_lock(uri: str):
+    """For a sqlite store: an exclusive lock (fcntl.flock on the database's folder, so no lock file is left behind)
+    while the store is created. MLflow creates and migrates the schema without a lock of its own: two sweeps started
+    together in a new folder failed with alembic errors or ``table ... already exists``."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    fd = os.open(Path(uri[len("sqlite:///"):]).parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def client(uri: str):
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    with store_lock(uri):
+        c = MlflowClient(tracking_uri=uri)
+        if uri.startswith("sqlite:///"):
+            c._tracking_client.store  # noqa: B018 - creates (or migrates) the schema now, under the lock
+    return c
 
 
 def check_reachable(uri: str, timeout: float = 10.0) -> None:
@@ -94,8 +116,14 @@ def ensure_experiment(c, name: str, uri: str) -> str:
         return exp.experiment_id
     root = artifact_root(uri)
     # MLflow 3 opens an experiment on its GenAI overview unless told this is model training (then: the runs table)
-    return c.create_experiment(name, artifact_location=f"{root}/{name}" if root else None,
-                               tags={"mlflow.experimentKind": "custom_model_development"})
+    try:
+        return c.create_experiment(name, artifact_location=f"{root}/{name}" if root else None,
+                                   tags={"mlflow.experimentKind": "custom_model_development"})
+    except Exception:  # noqa: BLE001 - another sweep created it in the meantime: use that one
+        exp = c.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def _param_str(v: Any) -> str:
