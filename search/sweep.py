@@ -229,6 +229,17 @@ def _sweep_exists(storage: str, name: str) -> bool:
     return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
 
 
+def _has_tune_state(storage: str, name: str) -> bool:
+    """Tune's experiment state (``experiment_state-*.json``) is there: ``tuner.pkl`` alone (a driver killed between
+    the Tuner's creation and its first save) restores a Tuner that runs fewer trials than were asked for."""
+    if "://" not in storage:
+        return any(Path(storage, name).glob("experiment_state-*.json"))
+    import pyarrow.fs
+
+    fs, path = pyarrow.fs.FileSystem.from_uri(f"{storage}/{name}")
+    return any(Path(i.path).name.startswith("experiment_state-") for i in fs.get_file_info(pyarrow.fs.FileSelector(path)))
+
+
 def check_address(address: str, timeout: float = 5.0) -> None:
     """Fail in seconds, not minutes, when nothing listens at a Ray address (``ray.init`` retries for long)."""
     import socket
@@ -456,7 +467,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
     if exp.resume:
         from ray.tune import Tuner
 
-        if not Tuner.can_restore(os.path.join(storage, name)):
+        if not Tuner.can_restore(os.path.join(storage, name)) or not _has_tune_state(storage, name):
             # run_tuner would start the sweep afresh in the same folder instead: every trial twice in MLflow
             raise ConfigError(f"sweep {name!r} under {storage} has no Tune experiment state to resume from (it was "
                               "stopped before Tune started it); start it again under another --name")
