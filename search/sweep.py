@@ -184,6 +184,10 @@ def validate(exp: Experiment):
         raise ConfigError("--concurrent must be >= 1, --cpus-per-trial > 0 and --gpus-per-trial >= 0")
     if exp.gpu_memory_fraction is not None and not 0 < exp.gpu_memory_fraction <= 1:
         raise ConfigError(f"--gpu-memory-fraction must be in (0, 1], got {exp.gpu_memory_fraction}")
+    if exp.max_failures < 0:
+        raise ConfigError(f"--max-failures must be >= 0 (restarts of a failed trial), got {exp.max_failures}")
+    if exp.name is not None:
+        check_name(exp.name)
     if exp.confirm_top < 0 or exp.confirm_seeds < 1:
         raise ConfigError("--confirm-top must be >= 0 and --confirm-seeds >= 1")
     for m in models:
@@ -295,6 +299,28 @@ def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | 
     return True
 
 
+def check_task_files(task: str, data_dir: str | None) -> None:
+    """Every present data file of the task, the test split included, checked (checksum, format) before Ray starts:
+    a broken test file used to be found only after the whole sweep had trained. Reading its format uses none of its
+    content for any decision."""
+    try:
+        from datasets import files as F
+        from datasets.base import resolve_data_dir
+
+        ds = F.dataset_of(task)
+    except (ImportError, KeyError):
+        return
+    root = resolve_data_dir(data_dir)
+    if root is None or not Path(root).is_dir():
+        return  # the task's own build said what is missing, or it needs no files
+    root = Path(root)
+    for f in ds.files:
+        p = root / f.path
+        if p.is_file():
+            F.check_sha(root, f.path, task)
+            F._format_check(p, task)
+
+
 def check_local_storage(storage: str) -> None:
     """Refuse, before Ray starts, a local --storage that cannot be created or written (URIs: the preflight's job).
 
@@ -354,6 +380,15 @@ def _remove_empty(folders: list[str]) -> None:
             os.rmdir(d)  # only if empty
         except OSError:
             pass
+
+
+def check_name(name: str) -> None:
+    """A sweep name is one folder name under --storage: no path (``..`` wrote into the parent of the storage, ``.``
+    into its root, ``///`` became an empty name)."""
+    if not name or name.strip(". ") == "" or "/" in name or "\\" in name or name.startswith((".", "-", "~")) \
+            or not _safe_name(name) or len(name) > 200:
+        raise ConfigError(f"--name {name!r} is not a sweep name: use letters, digits, '_', '-' and '.' (not first), "
+                          "without '/'")
 
 
 def _safe_name(s: str) -> str:
@@ -474,6 +509,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
     if not exp.resume and _sweep_exists(storage, name):
         raise ConfigError(f"sweep {name!r} already exists under {storage}: use --resume, or another --name")
     check_local_storage(storage)
+    check_task_files(space.task, exp.data_dir)
     # the sweep's folder, claimed atomically: two sweeps started at once with one --name never share it
     made = [] if exp.resume else claim_sweep_dir(storage, name, unique=not exp.name)
     if made:
@@ -505,6 +541,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                 T.TAG + "searcher": exp.searcher, T.TAG + "code_version": T.git_commit(REPO_ROOT),
                 T.TAG + "metric": metric, T.TAG + "mode": spec_mode, T.STATUS: "running"}).info.run_id
             settings = {k: v for k, v in asdict(exp).items() if k not in ("overrides",)}
+            settings["mlflow_uri"] = T.redact(uri)  # never a password in the record
             settings.update({f"set.{k}": v for k, v in exp.overrides.items()})
             T.log_params(c, parent, {f"sweep.{k}": v for k, v in settings.items()})
         else:
