@@ -69,6 +69,7 @@ def check_sqlite_store(path: Path) -> None:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
         try:
             ok = con.execute("PRAGMA quick_check(1)").fetchone()
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         finally:
             con.close()
         if not ok or ok[0] != "ok":
@@ -76,6 +77,10 @@ def check_sqlite_store(path: Path) -> None:
     except (sqlite3.Error, OSError) as e:
         raise ConfigError(f"the MLflow store {path} is not a readable SQLite database ({e}): restore it from a "
                           "backup, or give another --mlflow-uri") from None
+    if tables and "alembic_version" not in tables:
+        # another program's database: MLflow would add its tables to it, then fail on the ones it finds
+        raise ConfigError(f"the MLflow store {path} is an SQLite database of something else (tables "
+                          f"{', '.join(sorted(tables)[:5])}): give another --mlflow-uri")
 
 
 def artifact_root(uri: str) -> str | None:
@@ -109,7 +114,12 @@ def client(uri: str):
     with store_lock(uri):
         c = MlflowClient(tracking_uri=uri)
         if uri.startswith("sqlite:///"):
-            c._tracking_client.store  # noqa: B018 - creates (or migrates) the schema now, under the lock
+            try:
+                c._tracking_client.store  # noqa: B018 - creates (or migrates) the schema now, under the lock
+            except Exception as e:  # noqa: BLE001 - SQLAlchemy/alembic: dozens of lines for one cause
+                why = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+                raise ConfigError(f"cannot open the MLflow store {redact(uri)} ({type(e).__name__}: {why[:200]}): "
+                                  "give another --mlflow-uri") from None
     return c
 
 
