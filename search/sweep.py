@@ -95,6 +95,10 @@ class _Signals:
         self.old: dict[int, Any] = {}
 
     def install(self) -> None:
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers belong to the main thread; Tune does not install its own there either
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours forwards to Tune's SIGUSR1 handler instead
         for s in (signal.SIGINT, signal.SIGTERM):
             self.old[s] = signal.signal(s, self._on)
@@ -102,6 +106,8 @@ class _Signals:
     def restore(self) -> None:
         for s, h in self.old.items():
             signal.signal(s, h)
+        if self.old:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
         self.old.clear()
 
     def _on(self, signum, frame):
