@@ -154,7 +154,9 @@ def cmd_sweep(a) -> int:
         from datasets.baselines import summary_lines
 
         print(summary_lines(exp, summary))
-    uri = resolve_uri(a.mlflow_uri)
+    from search.tracking import redact
+
+    uri = redact(resolve_uri(a.mlflow_uri))
     page = f"#/experiments/{summary['experiment_id']}/runs/{summary['parent_run_id']}"
     if uri.startswith("http"):
         print(f"\nMLflow: open {uri.rstrip('/')}/{page} (the sweep's parent run; its child runs are the trials)")
@@ -185,6 +187,8 @@ def cmd_compare(a) -> int:
 def cmd_reproduce(a) -> int:
     from search import results, tracking
 
+    if a.seeds is not None and a.seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {a.seeds}")
     if a.published:
         from search.published_run import run_published
 

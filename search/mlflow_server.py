@@ -5,8 +5,10 @@ backend and artifacts served through the server (``--serve-artifacts``: clients 
 credentials), prints the tracking URI to pass to ``run_search.py sweep --mlflow-uri``, waits until ``/health``
 answers, forwards SIGINT/SIGTERM to the server and exits with its exit status.
 
-The server has no authentication. It binds to 127.0.0.1 unless told otherwise; binding to another address lets
-every machine that can reach that address and port read, change and delete every run (docs/cluster.md).
+Without ``--auth`` the server has no authentication. It binds to 127.0.0.1 unless told otherwise; binding to another
+address lets every machine that can reach that address and port read, change and delete every run (docs/cluster.md):
+MLflow's host check (``--allowed-hosts``) is not access control, a forged ``Host:`` header passes it. ``--auth``
+runs MLflow's basic-auth app (user names and passwords; plain HTTP, so inside a private network or behind TLS).
 """
 from __future__ import annotations
 
@@ -38,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--artifacts-destination", default=str(cwd / "mlartifacts"),
                         help="where the server stores artifacts: a folder or s3://BUCKET/PATH (default ./mlartifacts)")
     parser.add_argument("--workers", type=int, default=None, help="server worker processes (MLflow's default: 4)")
+    parser.add_argument("--auth", action="store_true",
+                        help="require a user name and password (MLflow's basic-auth app; needs the mlflow[auth] "
+                             "extra and the admin password in $MLFLOW_AUTH_ADMIN_PASSWORD; clients set "
+                             "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD)")
 
 
 def _is_loopback(host: str) -> bool:
@@ -92,10 +98,57 @@ def command(args) -> list[str]:
            "--artifacts-destination", args.artifacts_destination]
     if args.workers:
         cmd += ["--workers", str(args.workers)]
+    if getattr(args, "auth", False):
+        cmd += ["--app-name", "basic-auth"]
     return cmd
 
 
+AUTH_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"  # read by MLflow's basic-auth app when it creates the admin user
+
+
+def check_auth(args) -> None:
+    """--auth: the admin password is given (never on the command line or in a file) and the app can load."""
+    if not getattr(args, "auth", False):
+        return
+    if not os.environ.get(AUTH_PASSWORD_ENV):
+        raise ConfigError(f"--auth needs the admin password in ${AUTH_PASSWORD_ENV} (the admin user is 'admin'; "
+                          "clients pass MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)")
+    import importlib.util
+
+    if importlib.util.find_spec("flask_wtf") is None:
+        raise ConfigError("--auth needs MLflow's basic-auth app, which needs Flask-WTF: pip install 'mlflow[auth]'")
+
+
+def write_auth_config(folder: Path) -> Path:
+    """The basic-auth app's settings beside the server's database (mode 0600): users in ``mlflow-auth.db`` there,
+    read access for other authenticated users, the admin password from the environment only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "mlflow-auth.ini"
+    text = ("[mlflow]\ndefault_permission = READ\n"
+            f"database_uri = sqlite:///{(folder / 'mlflow-auth.db').resolve()}\nadmin_username = admin\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+    return path
+
+
+def exposure_warning(host: str, port: int, auth: bool) -> str | None:
+    """What binding to a non-loopback address means; None on loopback."""
+    if _is_loopback(host):
+        return None
+    if auth:
+        return (f"warning: --host {host} serves MLflow over plain HTTP: user names and passwords cross the network "
+                "in clear; keep it inside a private network or put a TLS reverse proxy in front (docs/cluster.md)")
+    return (f"warning: --host {host} exposes the MLflow server, which has no authentication, to every machine that "
+            f"can reach {host}:{port}: they can read, change and delete every run. MLflow's host check "
+            "(--allowed-hosts) is not access control: a request with a forged Host header passes it. Use --auth, a "
+            "reverse proxy with authentication, or 127.0.0.1 and an SSH tunnel, inside a private network")
+
+
 def _validate(args) -> None:
+    check_auth(args)
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
     if args.workers is not None and args.workers < 1:
@@ -120,12 +173,15 @@ def _validate(args) -> None:
 
 def serve(args) -> int:
     _validate(args)
-    if not _is_loopback(args.host):
-        print(f"warning: --host {args.host} exposes the MLflow server, which has no authentication, to every machine "
-              f"that can reach {args.host}:{args.port}: they can read, change and delete every run; keep it inside a "
-              "private network (firewall / security group) or use 127.0.0.1 and an SSH tunnel", file=sys.stderr,
-              flush=True)
+    warning = exposure_warning(args.host, args.port, getattr(args, "auth", False))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     env = {**os.environ}
+    if getattr(args, "auth", False):
+        uri = args.backend_store_uri
+        folder = Path(uri[len("sqlite:///"):]).expanduser().resolve().parent if uri.startswith("sqlite:///") \
+            else Path.cwd()
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(write_auth_config(folder))
     for k, v in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("DO_NOT_TRACK", "true")):
         env.setdefault(k, v)
     uri = f"http://{_client_host(args.host)}:{args.port}"

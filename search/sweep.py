@@ -100,6 +100,10 @@ class _Signals:
         self.old: dict[int, Any] = {}
 
     def install(self) -> None:
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers belong to the main thread; Tune does not install its own there either
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours forwards to Tune's SIGUSR1 handler instead
         for s in (signal.SIGINT, signal.SIGTERM):
             self.old[s] = signal.signal(s, self._on)
@@ -107,6 +111,8 @@ class _Signals:
     def restore(self) -> None:
         for s, h in self.old.items():
             signal.signal(s, h)
+        if self.old:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
         self.old.clear()
 
     def _on(self, signum, frame):
@@ -189,6 +195,10 @@ def validate(exp: Experiment):
         raise ConfigError("--concurrent must be >= 1, --cpus-per-trial > 0 and --gpus-per-trial >= 0")
     if exp.gpu_memory_fraction is not None and not 0 < exp.gpu_memory_fraction <= 1:
         raise ConfigError(f"--gpu-memory-fraction must be in (0, 1], got {exp.gpu_memory_fraction}")
+    if exp.max_failures < 0:
+        raise ConfigError(f"--max-failures must be >= 0 (restarts of a failed trial), got {exp.max_failures}")
+    if exp.name is not None:
+        check_name(exp.name)
     if exp.confirm_top < 0 or exp.confirm_seeds < 1:
         raise ConfigError("--confirm-top must be >= 0 and --confirm-seeds >= 1")
     for m in models:
@@ -235,6 +245,17 @@ def _sweep_exists(storage: str, name: str) -> bool:
 
     fs, path = pyarrow.fs.FileSystem.from_uri(f"{storage}/{name}")
     return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+
+
+def _has_tune_state(storage: str, name: str) -> bool:
+    """Tune's experiment state (``experiment_state-*.json``) is there: ``tuner.pkl`` alone (a driver killed between
+    the Tuner's creation and its first save) restores a Tuner that runs fewer trials than were asked for."""
+    if "://" not in storage:
+        return any(Path(storage, name).glob("experiment_state-*.json"))
+    import pyarrow.fs
+
+    fs, path = pyarrow.fs.FileSystem.from_uri(f"{storage}/{name}")
+    return any(Path(i.path).name.startswith("experiment_state-") for i in fs.get_file_info(pyarrow.fs.FileSelector(path)))
 
 
 def check_address(address: str, timeout: float = 5.0) -> None:
@@ -292,6 +313,51 @@ def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | 
     return True
 
 
+MIN_FREE_ENV = "RNNSWEEP_MIN_FREE_MB"  # free space --storage must have before a sweep starts (default 512 MiB)
+
+
+def check_free_space(storage: str) -> None:
+    """Refuse, before Ray starts, a local --storage with less than $RNNSWEEP_MIN_FREE_MB free (each trial keeps its
+    last checkpoint there, best weights included; a full disk in the middle fails trials one by one)."""
+    if "://" in storage and not storage.startswith("file://"):
+        return
+    try:
+        need = float(os.environ.get(MIN_FREE_ENV, "512")) * 2**20
+    except ValueError:
+        raise ConfigError(f"${MIN_FREE_ENV} must be a number of MiB, got {os.environ[MIN_FREE_ENV]!r}") from None
+    p = Path(storage.removeprefix("file://"))
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    st = os.statvfs(p)
+    free = st.f_bavail * st.f_frsize
+    if free < need:
+        raise ConfigError(f"only {free / 2**20:.0f} MiB free under --storage {storage} (a sweep wants at least "
+                          f"{need / 2**20:.0f} MiB for its checkpoints, ${MIN_FREE_ENV}): free space or choose "
+                          "another --storage")
+
+
+def check_task_files(task: str, data_dir: str | None) -> None:
+    """Every present data file of the task, the test split included, checked (checksum, format) before Ray starts:
+    a broken test file used to be found only after the whole sweep had trained. Reading its format uses none of its
+    content for any decision."""
+    try:
+        from datasets import files as F
+        from datasets.base import resolve_data_dir
+
+        ds = F.dataset_of(task)
+    except (ImportError, KeyError):
+        return
+    root = resolve_data_dir(data_dir)
+    if root is None or not Path(root).is_dir():
+        return  # the task's own build said what is missing, or it needs no files
+    root = Path(root)
+    for f in ds.files:
+        p = root / f.path
+        if p.is_file():
+            F.check_sha(root, f.path, task)
+            F._format_check(p, task)
+
+
 def check_local_storage(storage: str) -> None:
     """Refuse, before Ray starts, a local --storage that cannot be created or written (URIs: the preflight's job).
 
@@ -311,6 +377,55 @@ def check_local_storage(storage: str) -> None:
     except OSError as e:
         raise ConfigError(f"cannot write to --storage {storage} ({probe}: {e.strerror or e}); choose a writable "
                           "--storage") from None
+
+
+def claim_sweep_dir(storage: str, name: str, unique: bool) -> list[str]:
+    """Create ``storage/name`` atomically (``mkdir`` fails if it exists); returns the folders this call created,
+    deepest last. With ``unique`` (a default, time-based name) a taken name gets a suffix ``-2``, ``-3``, ...; an
+    explicit ``--name`` that is taken is refused. Object-store URIs: nothing to claim."""
+    if "://" in storage and not storage.startswith("file://"):
+        return []
+    root = Path(storage.removeprefix("file://"))
+    made, p = [], root
+    missing = []
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+            made.append(str(d))
+        except FileExistsError:
+            pass
+    for i in range(1, 1000):
+        d = root / (name if i == 1 else f"{name}-{i}")
+        try:
+            d.mkdir()
+            return made + [str(d)]
+        except FileExistsError:
+            if not unique:
+                _remove_empty(made)
+                raise ConfigError(f"sweep {name!r} already exists under {storage} (or another sweep is starting "
+                                  "under that name now): use --resume, or another --name") from None
+    _remove_empty(made)
+    raise ConfigError(f"no free sweep name {name}-N under {storage}: give --name")
+
+
+def _remove_empty(folders: list[str]) -> None:
+    for d in reversed(folders):
+        try:
+            os.rmdir(d)  # only if empty
+        except OSError:
+            pass
+
+
+def check_name(name: str) -> None:
+    """A sweep name is one folder name under --storage: no path (``..`` wrote into the parent of the storage, ``.``
+    into its root, ``///`` became an empty name)."""
+    if not name or name.strip(". ") == "" or "/" in name or "\\" in name or name.startswith((".", "-", "~")) \
+            or not _safe_name(name) or len(name) > 200:
+        raise ConfigError(f"--name {name!r} is not a sweep name: use letters, digits, '_', '-' and '.' (not first), "
+                          "without '/'")
 
 
 def _safe_name(s: str) -> str:
@@ -424,14 +539,24 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
     if exp.resume:
         from ray.tune import Tuner
 
-        if not Tuner.can_restore(os.path.join(storage, name)):
+        if not Tuner.can_restore(os.path.join(storage, name)) or not _has_tune_state(storage, name):
             # run_tuner would start the sweep afresh in the same folder instead: every trial twice in MLflow
             raise ConfigError(f"sweep {name!r} under {storage} has no Tune experiment state to resume from (it was "
                               "stopped before Tune started it); start it again under another --name")
     if not exp.resume and _sweep_exists(storage, name):
         raise ConfigError(f"sweep {name!r} already exists under {storage}: use --resume, or another --name")
     check_local_storage(storage)
-    started = start_ray(exp.address)  # before any record is written: a bad --address leaves nothing behind
+    check_free_space(storage)
+    check_task_files(space.task, exp.data_dir)
+    # the sweep's folder, claimed atomically: two sweeps started at once with one --name never share it
+    made = [] if exp.resume else claim_sweep_dir(storage, name, unique=not exp.name)
+    if made:
+        name = Path(made[-1]).name
+    try:
+        started = start_ray(exp.address)  # before any record is written: a bad --address leaves nothing behind
+    except BaseException:
+        _remove_empty(made)
+        raise
     parent = None
     global _SIGNALS
     _SIGNALS = _Signals()
@@ -454,6 +579,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                 T.TAG + "searcher": exp.searcher, T.TAG + "code_version": T.git_commit(REPO_ROOT),
                 T.TAG + "metric": metric, T.TAG + "mode": spec_mode, T.STATUS: "running"}).info.run_id
             settings = {k: v for k, v in asdict(exp).items() if k not in ("overrides",)}
+            settings["mlflow_uri"] = T.redact(uri)  # never a password in the record
             settings.update({f"set.{k}": v for k, v in exp.overrides.items()})
             T.log_params(c, parent, {f"sweep.{k}": v for k, v in settings.items()})
         else:
@@ -524,6 +650,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             pass
         raise
     finally:
+        _remove_empty(made)  # a sweep that failed before Tune wrote anything leaves no empty folders behind
         if _SIGNALS is not None:
             _SIGNALS.restore()
             _SIGNALS = None

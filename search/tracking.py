@@ -43,6 +43,46 @@ def resolve_uri(uri: str | None) -> str:
     return uri
 
 
+def redact(uri: str) -> str:
+    """The URI with any password replaced by ``***`` (``http://user:***@host``), for messages and records."""
+    return re.sub(r"(://[^/@:]*):[^/@]*@", r"\1:***@", str(uri))
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_sqlite_store(path: Path) -> None:
+    """An existing sqlite store must be a readable SQLite database (MLflow answered a directory, a truncated or a
+    damaged file with 76-182 lines of SQLAlchemy); an absent or empty file is a new store."""
+    if path.is_dir():
+        raise ConfigError(f"the MLflow store {path} is a folder, not a database file: give --mlflow-uri "
+                          "sqlite:///PATH/mlruns.db")
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    import sqlite3
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+        if head != SQLITE_MAGIC:
+            raise sqlite3.DatabaseError("file is not a database")
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            ok = con.execute("PRAGMA quick_check(1)").fetchone()
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+        if not ok or ok[0] != "ok":
+            raise sqlite3.DatabaseError(str(ok[0] if ok else "no answer")[:200])
+    except (sqlite3.Error, OSError) as e:
+        raise ConfigError(f"the MLflow store {path} is not a readable SQLite database ({e}): restore it from a "
+                          "backup, or give another --mlflow-uri") from None
+    if tables and "alembic_version" not in tables:
+        # another program's database: MLflow would add its tables to it, then fail on the ones it finds
+        raise ConfigError(f"the MLflow store {path} is an SQLite database of something else (tables "
+                          f"{', '.join(sorted(tables)[:5])}): give another --mlflow-uri")
+
+
 def artifact_root(uri: str) -> str | None:
     """Artifacts beside an embedded sqlite store (./mlartifacts); a server chooses its own."""
     if uri.startswith("sqlite:///"):
@@ -50,10 +90,37 @@ def artifact_root(uri: str) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def store_lock(uri: str):
+    """For a sqlite store: an exclusive lock (fcntl.flock on the database's folder, so no lock file is left behind)
+    while the store is created. MLflow creates and migrates the schema without a lock of its own: two sweeps started
+    together in a new folder failed with alembic errors or ``table ... already exists``."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    fd = os.open(Path(uri[len("sqlite:///"):]).parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def client(uri: str):
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    with store_lock(uri):
+        c = MlflowClient(tracking_uri=uri)
+        if uri.startswith("sqlite:///"):
+            try:
+                c._tracking_client.store  # noqa: B018 - creates (or migrates) the schema now, under the lock
+            except Exception as e:  # noqa: BLE001 - SQLAlchemy/alembic: dozens of lines for one cause
+                why = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+                raise ConfigError(f"cannot open the MLflow store {redact(uri)} ({type(e).__name__}: {why[:200]}): "
+                                  "give another --mlflow-uri") from None
+    return c
 
 
 def check_reachable(uri: str, timeout: float = 10.0) -> None:
@@ -65,23 +132,29 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
         try:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
                 if r.status != 200:
-                    raise ConfigError(f"MLflow tracking server {uri} answered {r.status} on /health")
-        except (urllib.error.URLError, OSError) as e:
-            raise ConfigError(f"MLflow tracking server {uri} is unreachable ({getattr(e, 'reason', e)}); "
+                    raise ConfigError(f"MLflow tracking server {redact(uri)} answered {r.status} on /health")
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise ConfigError(f"MLflow tracking server {redact(uri)} is unreachable ({getattr(e, 'reason', e)}); "
                               "start one (see docs/cluster.md) or drop --mlflow-uri for the local sqlite store") from None
     elif uri.startswith("sqlite:///"):
-        parent = Path(uri[len("sqlite:///"):]).parent
+        path = Path(uri[len("sqlite:///"):])
+        parent = path.parent
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             raise ConfigError(f"cannot write the MLflow store in {parent}: choose a writable --mlflow-uri")
-    elif "://" in uri and not uri.startswith("file://"):
-        raise ConfigError(f"unsupported tracking URI {uri!r}: use sqlite:///PATH, file://PATH or http(s)://HOST:PORT")
+        check_sqlite_store(path)
+    elif uri.startswith("file:") or "://" not in uri:
+        # MLflow 3 keeps its file store in maintenance mode: it refuses new runs with a traceback
+        raise ConfigError(f"tracking URI {redact(uri)!r} is an MLflow file store, which MLflow 3 no longer writes: "
+                          "use sqlite:///PATH/mlruns.db (the default) or http(s)://HOST:PORT")
+    else:
+        raise ConfigError(f"unsupported tracking URI {redact(uri)!r}: use sqlite:///PATH or http(s)://HOST:PORT")
 
 
 def open_existing(uri: str | None):
     """A client for reading the record; refuses (instead of creating) a sqlite store that does not exist."""
     uri = resolve_uri(uri)
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
-        raise ConfigError(f"no MLflow store at {uri}: run a sweep first, or give --mlflow-uri")
+        raise ConfigError(f"no MLflow store at {redact(uri)}: run a sweep first, or give --mlflow-uri")
     check_reachable(uri)
     return client(uri)
 
@@ -94,8 +167,14 @@ def ensure_experiment(c, name: str, uri: str) -> str:
         return exp.experiment_id
     root = artifact_root(uri)
     # MLflow 3 opens an experiment on its GenAI overview unless told this is model training (then: the runs table)
-    return c.create_experiment(name, artifact_location=f"{root}/{name}" if root else None,
-                               tags={"mlflow.experimentKind": "custom_model_development"})
+    try:
+        return c.create_experiment(name, artifact_location=f"{root}/{name}" if root else None,
+                                   tags={"mlflow.experimentKind": "custom_model_development"})
+    except Exception:  # noqa: BLE001 - another sweep created it in the meantime: use that one
+        exp = c.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def _param_str(v: Any) -> str:
@@ -209,12 +288,12 @@ class RunWriter:
                 self.down = False
             except Exception as e:  # noqa: BLE001 - the store may be briefly unreachable; keep the op
                 if getattr(e, "error_code", None) in PERMANENT_ERRORS:
-                    print(f"[rnnsweep] MLflow refused a write, skipped ({e.error_code}: {str(e)[:200]})", flush=True)
+                    print(f"[rnnsweep] MLflow refused a write, skipped ({e.error_code}: {redact(str(e))[:200]})", flush=True)
                     self.pending.pop(0)
                     continue
                 self.down = True
                 if not self.warned:
-                    print(f"[rnnsweep] MLflow write failed ({type(e).__name__}: {str(e)[:120]}); "
+                    print(f"[rnnsweep] MLflow write failed ({type(e).__name__}: {redact(str(e))[:120]}); "
                           f"{len(self.pending)} write(s) queued for retry", flush=True)
                     self.warned = True
                 if time.monotonic() >= deadline:
@@ -340,7 +419,7 @@ class MlflowTrialCallback(Callback):
 
     def on_experiment_end(self, trials, **info):
         if self.w.pending and not self.w.flush():
-            print(f"[rnnsweep] waiting up to {self.w.retry_seconds:g} s for MLflow ({self.uri}) to write "
+            print(f"[rnnsweep] waiting up to {self.w.retry_seconds:g} s for MLflow ({redact(self.uri)}) to write "
                   f"{len(self.w.pending)} queued write(s) (${RETRY_ENV})", flush=True)
         if not self.w.flush(wait=self.w.retry_seconds):
             print(f"[rnnsweep] {len(self.w.pending)} MLflow write(s) could not be made; the trial results stay "

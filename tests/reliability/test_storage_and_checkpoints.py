@@ -109,3 +109,19 @@ def test_disk_full_while_saving_leaves_no_valid_looking_checkpoint(trained, tiny
     assert list(d.iterdir()) == [], "the partial file is removed"
     with pytest.raises(CheckpointError):
         read_checkpoint(d)
+
+
+def test_too_little_free_space_is_refused_before_anything_starts(tiny_fs, tmp_path, monkeypatch, capsys):
+    """--storage on a 1 MiB filesystem: one line, exit 2, before Ray or MLflow start (the default minimum is
+    512 MiB, $RNNSWEEP_MIN_FREE_MB)."""
+    import ray
+
+    import run_search
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RNNSWEEP_MIN_FREE_MB", raising=False)
+    rc = run_search.main(["sweep", "--storage", str(tiny_fs / "results"), "--samples", "1", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "MiB free under --storage" in err[0], err
+    assert list(tiny_fs.iterdir()) == [] and not (tmp_path / "mlruns.db").exists()
+    assert not ray.is_initialized()
