@@ -362,9 +362,9 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                 models=models, metric_name=spec_metric, mode=spec_mode, budget=budget, exp=exp,
                 trainable_kw=trainable_kw)
         else:
-            summary["best"] = tag_without_confirmation(c, exp_id=exp_id, parent=parent, space=run_space, rows=rows,
-                                                       models=models, metric_name=spec_metric, mode=spec_mode,
-                                                       budget=budget, exp=exp)
+            summary["best"] = tag_without_confirmation(c, exp_id=exp_id, parent=parent, name=name, space=run_space,
+                                                       rows=rows, models=models, metric_name=spec_metric,
+                                                       mode=spec_mode, budget=budget, exp=exp)
         c.set_tag(parent, T.STATUS, "completed")
         c.log_metric(parent, "trials", float(len(rows)))
         c.set_terminated(parent, "FINISHED")
@@ -474,13 +474,13 @@ def confirm_and_tag(c, *, uri, exp_id, parent, name, storage, space, rows, model
     return best
 
 
-def tag_without_confirmation(c, *, exp_id, parent, space, rows, models, metric_name, mode, budget, exp):
+def tag_without_confirmation(c, *, exp_id, parent, name, space, rows, models, metric_name, mode, budget, exp):
     best = {}
     for m in models:
         ranked = [r for r in _ranked(rows, metric_name, mode, budget) if r["config"].get("model") == m]
         if ranked:
             r = ranked[0]
-            best[m] = _write_best(c, exp_id=exp_id, parent=parent, name=exp.name or "", space=space, model=m,
+            best[m] = _write_best(c, exp_id=exp_id, parent=parent, name=name, space=space, model=m,
                                   config=r["config"], runs=[r], metric_name=metric_name, mode=mode,
                                   val=(_score(r, metric_name), float("nan")), exp=exp)
     return best
@@ -498,6 +498,7 @@ def _load_trainer_state(row) -> dict | None:
 
 def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_name, mode, val, exp) -> dict:
     """Test the chosen configuration (its best-validation weights, every seed) and record the best run."""
+    from .results import group_of
     from .train import Trainer
 
     tests, per_seed, weights = [], [], None
@@ -516,7 +517,8 @@ def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_n
     run = c.create_run(exp_id, run_name=f"best-{model}", tags={
         T.PARENT: parent, T.KIND: "best", T.SWEEP: name, T.TASK: space.task, T.MODEL: model, T.BEST: "true",
         T.TAG + "space": space.name, T.TAG + "metric": val_key(metric_name), T.TAG + "mode": mode,
-        T.TAG + "code_version": T.git_commit(REPO_ROOT), T.STATUS: "completed"})
+        T.TAG + "code_version": T.git_commit(REPO_ROOT), T.STATUS: "completed",
+        T.TAG + "group": group_of(space.name, space.task, config)})  # what it is comparable with
     rid = run.info.run_id
     config = {k: v for k, v in config.items() if v is not None}
     T.log_params(c, rid, {k: v for k, v in config.items() if k != "seed"})
