@@ -72,7 +72,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue the interrupted sweep --name")
     s.add_argument("--max-failures", type=int, default=2, help="restarts of a failed trial from its checkpoint (2)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fix a parameter for every trial")
-    s.add_argument("--quiet", action="store_true", help="less Tune output")
+    s.add_argument("--quiet", action="store_true", help="print only the summary at the end")
+    s.add_argument("--verbose", action="store_true", help="Ray Tune's own status tables and worker logs instead of "
+                                                          "one line per trial event")
 
     scope_help = ("rank only results comparable with this sweep's (same space, task options and budget; default: "
                   "the task's most recent sweep)")
@@ -131,7 +133,7 @@ def cmd_sweep(a) -> int:
                      mlflow_uri=a.mlflow_uri, address=a.address, data_dir=a.data_dir, seed=a.seed,
                      confirm_top=a.confirm_top, confirm_seeds=a.confirm_seeds, published_only=a.published_only,
                      resume=a.resume, max_failures=a.max_failures, overrides=_overrides(a.set),
-                     verbose=0 if a.quiet else 1)
+                     verbose=0 if a.quiet else (2 if a.verbose else 1))
     if exp.resume and not exp.name:
         raise ConfigError("--resume needs the --name of the sweep to continue")
     summary = run_sweep(exp)

@@ -278,7 +278,8 @@ def run_tuner(*, trainable_kw, param_space, search_alg, scheduler, num_samples, 
                                         reuse_actors=False, trial_dirname_creator=lambda t: t.trial_id,
                                         trial_name_creator=lambda t: f"{t.config.get('model', 'trial')}_{t.trial_id}"),
             run_config=tune.RunConfig(
-                name=name, storage_path=storage, callbacks=callbacks, verbose=exp.verbose,
+                # Tune's own status tables only with --verbose (2); the default view is search.progress's lines
+                name=name, storage_path=storage, callbacks=callbacks, verbose=1 if exp.verbose >= 2 else 0,
                 failure_config=tune.FailureConfig(max_failures=exp.max_failures),
                 # PBT restarts trials from other trials' older checkpoints: keep them all under PBT, else the last
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None if exp.scheduler == "pbt" else 1)))
@@ -349,9 +350,14 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                                     space=run_space, seed=exp.seed)
         cb = T.MlflowTrialCallback(uri=uri, experiment_id=exp_id, parent_run_id=parent, sweep=name, task=space.task,
                                    full_budget=budget, rename=rename)
+        from .progress import callbacks as progress_callbacks
+
+        shown = progress_callbacks(exp.verbose, metric=metric, mode=spec_mode, num_samples=num_samples, budget=budget,
+                                   space=run_space, scheduler=exp.scheduler, grace_period=exp.grace_period,
+                                   reduction_factor=exp.reduction_factor)
         results = run_tuner(trainable_kw=trainable_kw, param_space=param_space, search_alg=search_alg,
                             scheduler=scheduler, num_samples=num_samples, exp=exp, name=name, storage=storage,
-                            callbacks=[cb], metric=metric, mode=spec_mode)
+                            callbacks=[cb, *shown], metric=metric, mode=spec_mode)
         rows = _result_rows(results, rename)
         summary = {"sweep": name, "task": space.task, "metric": metric, "mode": spec_mode, "uri": uri,
                    "parent_run_id": parent, "experiment_id": exp_id, "trials": len(rows), "best": {}}
@@ -450,10 +456,14 @@ def confirm_and_tag(c, *, uri, exp_id, parent, name, storage, space, rows, model
                                full_budget=budget, kind="confirm")
     from ray.tune.schedulers import FIFOScheduler
 
+    from .progress import callbacks as progress_callbacks
+
+    shown = progress_callbacks(exp.verbose, metric=metric, mode=mode, num_samples=len(points), budget=budget,
+                               space=space, scheduler="fifo", phase="confirm")
     results = run_tuner(trainable_kw=trainable_kw, param_space=preset_space(points),
                         search_alg=BasicVariantGenerator(points_to_evaluate=points, max_concurrent=exp.max_concurrent),
                         scheduler=FIFOScheduler(), num_samples=len(points), exp=exp, name=name + "-confirm",
-                        storage=storage, callbacks=[cb], metric=metric, mode=mode)
+                        storage=storage, callbacks=[cb, *shown], metric=metric, mode=mode)
     crow = _result_rows(results)
     best: dict[str, Any] = {}
     for m, cfgs in candidates.items():
