@@ -71,7 +71,7 @@ class ProgressCallback(_Base):
         self.epochs: dict[str, int] = {}
         self.done: set[str] = set()
         self.best: tuple[float, str] | None = None
-        self.last_progress = 0.0
+        self.last_progress = self.t0  # the first periodic line after ``interval``
 
     # ---- helpers -------------------------------------------------------------------------------------------------
     def _out(self, text: str) -> None:
@@ -153,13 +153,14 @@ class ProgressCallback(_Base):
 
     # ---- the progress line ---------------------------------------------------------------------------------------
     def progress_line(self, trials) -> str:
-        running = sum(1 for t in trials if t.status == "RUNNING")
-        done = sum(1 for t in trials if t.status in ("TERMINATED", "ERROR"))
+        # a trial that just completed may still say RUNNING while the callbacks run: count it by our own record
+        done = len(self.done | {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")})
+        running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in self.done)
         pending = max(0, self.num_samples - done - running)
         elapsed = time.time() - self.t0
         spent = sum(self.epochs.values())
         left = pending * self.budget + sum(max(0, self.budget - self.epochs.get(t.trial_id, 0)) for t in trials
-                                           if t.status == "RUNNING")
+                                           if t.status == "RUNNING" and t.trial_id not in self.done)
         if done >= self.num_samples or (running == 0 and pending == 0):
             eta = "done"
         elif spent > 0:  # epochs of all trials together per second, concurrency included

@@ -172,7 +172,8 @@ def check_address(address: str, timeout: float = 5.0) -> None:
                           "--head` or `ray up cluster.yaml`, or drop --address for a local Ray") from None
 
 
-def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
+def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | None = None,
+              log_to_driver: bool = True) -> bool:
     """Start a local Ray on 127.0.0.1, or join ``address``. Returns True when this call started Ray."""
     import ray
 
@@ -189,7 +190,7 @@ def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | 
                        "excludes": [".venv", ".git", "mlruns.db", "mlartifacts", "rnnsweep_results", "*.db",
                                     "__pycache__", "bench/results"]}
         try:
-            ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING", log_to_driver=True)
+            ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING", log_to_driver=log_to_driver)
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise ConfigError(f"cannot join the Ray cluster at {address!r} ({str(e).splitlines()[0][:160]}); "
                               "check the address printed by `ray start --head` or drop --address") from None
@@ -199,7 +200,7 @@ def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | 
         os.environ.setdefault(k, v)
     # ERROR: keeps Ray's start-up notices (token authentication is on, which is right) off a one-line error path
     ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, logging_level="ERROR",
-             runtime_env={"env_vars": env}, _node_ip_address="127.0.0.1")
+             runtime_env={"env_vars": env}, _node_ip_address="127.0.0.1", log_to_driver=log_to_driver)
     return True
 
 
@@ -268,6 +269,8 @@ def run_tuner(*, trainable_kw, param_space, search_alg, scheduler, num_samples, 
     trainable = tune.with_resources(tune.with_parameters(train_trial, **trainable_kw),
                                     {"cpu": exp.cpus_per_trial, "gpu": exp.gpus_per_trial})
     path = os.path.join(storage, name)
+    if exp.verbose < 2:  # Tune's newer reporter prints an experiment box and paths even at verbose=0
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     if exp.resume and tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True, param_space=param_space or None)
     else:
@@ -308,7 +311,10 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
     if not exp.resume and _sweep_exists(storage, name):
         raise ConfigError(f"sweep {name!r} already exists under {storage}: use --resume, or another --name")
     check_local_storage(storage)
-    started = start_ray(exp.address)  # before any record is written: a bad --address leaves nothing behind
+    # before any record is written: a bad --address leaves nothing behind. The workers' own log lines (Tune's
+    # "Checkpoint successfully created ...") reach the terminal only with --verbose; a failed trial's reason comes
+    # from its error file either way
+    started = start_ray(exp.address, log_to_driver=exp.verbose >= 2)
     parent = None
     try:
         from .preflight import run_preflight
