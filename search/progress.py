@@ -53,7 +53,7 @@ def rungs(grace_period: int, reduction_factor: float, max_t: int) -> set[int]:
 
 
 class ProgressCallback(_Base):
-    """Prints trial events and a progress line (at most every ``interval`` seconds, and at the end)."""
+    """Prints trial events, a progress line every ``interval`` seconds and one at the end."""
 
     def __init__(self, *, metric: str, mode: str, num_samples: int, budget: int, searched: tuple[str, ...] = (),
                  scheduler: str = "asha", rung_epochs: set[int] | None = None, phase: str = "",
@@ -81,7 +81,8 @@ class ProgressCallback(_Base):
         tid = trial.trial_id
         if tid not in self.numbers:
             self.numbers[tid] = len(self.numbers) + 1
-        return f"#{self.numbers[tid]} {trial.config.get('model', 'trial')}"
+        seed = f" seed {trial.config['seed']}" if self.phase and "seed" in trial.config else ""
+        return f"#{self.numbers[tid]} {trial.config.get('model', 'trial')}{seed}"
 
     def _config_text(self, cfg: dict[str, Any]) -> str:
         keys = [k for k in self.searched if k in cfg and cfg[k] is not None and k != "model"]
@@ -97,6 +98,9 @@ class ProgressCallback(_Base):
 
     # ---- Tune callback hooks -------------------------------------------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
+        if self.phase:  # confirmation runs repeat a known configuration: their end is what matters
+            self._label(trial)
+            return
         cfg = self._config_text(trial.config)
         self._out(f"{self._label(trial)} started" + (f": {cfg}" if cfg else ""))
 
@@ -115,7 +119,6 @@ class ProgressCallback(_Base):
         self.done.add(trial.trial_id)
         result = trial.last_result or {}
         if result.get("diverged"):  # said when it was reported
-            self._progress(trials)
             return
         ep = int(result.get("epoch", result.get("training_iteration", 0)) or 0)
         v = self._value(result)
@@ -128,7 +131,6 @@ class ProgressCallback(_Base):
             self._out(f"{self._label(trial)} finished {ep} epochs: {val}{best}")
         else:
             self._out(f"{self._label(trial)} stopped by {self.scheduler} at epoch {ep}: {val}")
-        self._progress(trials)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.done.add(trial.trial_id)
@@ -142,7 +144,6 @@ class ProgressCallback(_Base):
             pass
         kind, why = failure_reason(text)
         self._out(f"{self._label(trial)} failed ({'out of memory' if kind == 'oom' else 'error'}): {why[:200]}")
-        self._progress(trials)
 
     def on_step_end(self, iteration, trials, **info):
         if time.time() - self.last_progress >= self.interval:

@@ -40,6 +40,9 @@ def test_events_and_progress_lines(tmp_path):
     d.status, d.error_file = "ERROR", str(err)
     cb.on_trial_start(0, trials, d)
     cb.on_trial_error(0, trials, d)
+    cb.on_step_end(0, trials)  # within the interval: no progress line
+    cb.interval = 0
+    cb.on_step_end(0, trials)
     lines = [ln.split("] ", 1)[1] for ln in out.getvalue().splitlines()]
     assert lines[0] == "#1 rnn started: hidden_size=64 lr=0.001"
     assert lines[1] == "#2 lstm started: lr=0.03"
@@ -50,10 +53,10 @@ def test_events_and_progress_lines(tmp_path):
     assert "#3 rnn diverged at epoch 2: loss is nan at step 3" in lines
     assert "#4 rnn failed (out of memory): RuntimeError: CUDA out of memory. Tried to allocate 2 GiB" in lines
     prog = [ln for ln in lines if ln.startswith("progress:")]
-    assert prog[0].startswith("progress: 1/4 done, 1 running, 2 pending | no full-budget trial yet |")
+    assert len(prog) == 1
     assert prog[-1].startswith("progress: 4/4 done, 0 running, 0 pending | best val_loss 0.01667 (#1 rnn hidden_size=64"
                                " lr=0.001) |") and prog[-1].endswith(", done")
-    assert len(lines) == 15  # 4 started, 3 rung, stopped, finished, diverged, failed, and a progress line per end
+    assert len(lines) == 12  # 4 started, 3 rung, stopped, finished, diverged, failed, one progress line
     assert "\x1b" not in out.getvalue() and "\r" not in out.getvalue()  # plain lines for a log
 
 
@@ -76,3 +79,15 @@ def test_views():
     assert callbacks(2, metric="m", mode="min", num_samples=1, budget=1) == []  # --verbose: Ray's own output
     assert len(callbacks(1, metric="m", mode="min", num_samples=1, budget=1)) == 1
     assert rungs(1, 3, 27) == {1, 3, 9} and rungs(2, 2, 8) == {2, 4} and clock(3725) == "1:02:05"
+
+
+def test_confirmation_lines_name_the_seed():
+    out = io.StringIO()
+    cb = ProgressCallback(metric="val_loss", mode="min", num_samples=2, budget=3, searched=("lr",), phase="confirm",
+                          stream=out)
+    t = _trial("a", "lstm", lr=1e-3, seed=2)
+    cb.on_trial_start(0, [t], t)  # not printed: the configuration is known
+    t.status, t.last_result = "TERMINATED", {"epoch": 3, "val_loss": 0.5}
+    cb.on_trial_complete(0, [t], t)
+    lines = [ln.split("] ", 1)[1] for ln in out.getvalue().splitlines()]
+    assert lines == ["confirm #1 lstm seed 2 finished 3 epochs: val_loss 0.5 (best so far)"]
