@@ -288,7 +288,8 @@ def compare_text(rows: list[dict[str, Any]], fmt: str) -> str:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(COMPARE_FIELDS), extrasaction="ignore", lineterminator="\n")
         w.writeheader()
-        w.writerows([{k: ("" if r.get(k) is None else r.get(k)) for k in COMPARE_FIELDS} for r in rows])
+        cell = lambda v: "" if v is None else ("true" if v is True else "false" if v is False else v)  # noqa: E731
+        w.writerows([{k: cell(r.get(k)) for k in COMPARE_FIELDS} for r in rows])
         return buf.getvalue()
     if fmt == "md":
         lines = ["| " + " | ".join(_COMPARE_HEAD) + " |", "|" + "---|" * len(_COMPARE_HEAD)]

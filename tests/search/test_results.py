@@ -180,6 +180,10 @@ def test_best_and_compare_json_csv_and_out(mixed, capsys, tmp_path):
     assert rc == 0 and list(json.loads(out)[0]) == list(results.COMPARE_FIELDS)
     rc, out, _ = _cli(["compare", "--task", "copy_nnrnn", "--mlflow-uri", uri, "--format", "csv"], capsys)
     assert rc == 0 and out.splitlines()[0] == ",".join(results.COMPARE_FIELDS) and len(out.splitlines()) == 2
+    import csv
+
+    row = next(csv.DictReader(out.splitlines()))
+    assert row["confirmed"] == "false" and row["val_se"] == ""  # JSON-style booleans, not Python's; no "None"
     rc, out, err = _cli(["compare", "--task", "copy_nnrnn", "--mlflow-uri", uri, "--sweep", "demo", "--out",
                          str(tmp_path / "x.json")], capsys)
     assert rc == 0, err
