@@ -161,7 +161,10 @@ def cmd_best(a) -> int:
     from search import results, tracking
 
     rep = results.best_report(tracking.open_existing(a.mlflow_uri), a.task, a.sweep, a.any_sweep)
-    print(results.to_json(rep) if a.format == "json" else results.best_text(rep), end="" if a.format == "json" else "\n")
+    if a.format == "json":
+        print(results.to_json(rep), end="")
+    else:
+        print(results.best_text(rep))
     return 0
 
 
@@ -190,8 +193,8 @@ def cmd_reproduce(a) -> int:
         raise ConfigError("reproduce needs --task (or --published SPACE:NAME)")
     if a.tolerance < 0:
         raise ConfigError(f"--tolerance must be >= 0, got {a.tolerance}")
-    report, ok = results.reproduce(tracking.open_existing(a.mlflow_uri), a.task, a.model, a.seeds, a.tolerance, a.data_dir,
-                                   sweep=a.sweep, any_sweep=a.any_sweep)
+    report, ok = results.reproduce(tracking.open_existing(a.mlflow_uri), a.task, a.model, a.seeds, a.tolerance,
+                                   a.data_dir, sweep=a.sweep, any_sweep=a.any_sweep)
     print(report)
     if not ok:
         print("reproduction differs beyond the tolerance", file=sys.stderr)

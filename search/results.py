@@ -64,7 +64,8 @@ def best_entries(c, task: str) -> list[dict[str, Any]]:
         seeds = int(met.get("seeds") or len((rec or {}).get("seeds") or []) or 1)
         group = tags.get(GROUP) or (group_of(rec.get("space") or tags.get(T.TAG + "space"), task, config)
                                     if rec is not None else None)
-        out.append({"model": tags.get(T.MODEL, "?"), "task": task, "metric": metric, "mode": tags.get(T.TAG + "mode", "max"),
+        out.append({"model": tags.get(T.MODEL, "?"), "task": task, "metric": metric,
+                    "mode": tags.get(T.TAG + "mode", "max"),
                     "val_mean": v, "val_se": _num(met.get(f"{metric}_se")),
                     "test_mean": _num(met.get(f"test_{base}_mean")), "test_se": _num(met.get(f"test_{base}_se")),
                     "seeds": seeds, "confirmed": seeds > 1, "sweep": tags.get(T.SWEEP, ""),
