@@ -83,16 +83,26 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue the interrupted sweep --name")
     s.add_argument("--max-failures", type=int, default=2, help="restarts of a failed trial from its checkpoint (2)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fix a parameter for every trial")
-    s.add_argument("--quiet", action="store_true", help="less Tune output")
+    s.add_argument("--quiet", action="store_true", help="print only the summary at the end")
+    s.add_argument("--verbose", action="store_true", help="Ray Tune's own status tables and worker logs instead of "
+                                                          "one line per trial event")
 
+    scope_help = ("rank only results comparable with this sweep's (same space, task options and budget; default: "
+                  "the task's most recent sweep)")
     b = sub.add_parser("best", help="best configuration per model recorded for a task")
     b.add_argument("--task", required=True)
     b.add_argument("--mlflow-uri", default=None)
+    b.add_argument("--sweep", default=None, help=scope_help)
+    b.add_argument("--any-sweep", action="store_true", help="rank results of every sweep of the task together")
+    b.add_argument("--format", default="table", choices=["table", "json"], help="table (default) or json")
 
     c = sub.add_parser("compare", help="per model: best validation and test, budget spent, the paper's number")
     c.add_argument("--task", required=True)
     c.add_argument("--mlflow-uri", default=None)
-    c.add_argument("--out", default=None, help="also write the table to FILE.md or FILE.csv")
+    c.add_argument("--sweep", default=None, help=scope_help)
+    c.add_argument("--any-sweep", action="store_true", help="rank results of every sweep of the task together")
+    c.add_argument("--format", default="table", choices=["table", "json", "csv", "md"], help="printed format (table)")
+    c.add_argument("--out", default=None, help="also write the rows to FILE.md, FILE.csv, FILE.json or FILE.txt")
 
     r = sub.add_parser("reproduce", help="retrain the recorded best configuration and compare")
     r.add_argument("--task", default=None)
@@ -102,6 +112,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--published", default=None, metavar="SPACE:NAME", help="train a paper's published configuration")
     r.add_argument("--mlflow-uri", default=None)
     r.add_argument("--data-dir", default=None)
+    r.add_argument("--sweep", default=None, help=scope_help)
+    r.add_argument("--any-sweep", action="store_true", help="the best result of every sweep of the task")
 
     sp = sub.add_parser("spaces", help="list search spaces, or `spaces show NAME`")
     sp.add_argument("action", nargs="?", default="list", choices=["list", "show"])
@@ -134,23 +146,26 @@ def cmd_sweep(a) -> int:
                      data_dir=os.path.abspath(os.path.expanduser(a.data_dir)) if a.data_dir else None,
                      confirm_top=a.confirm_top, confirm_seeds=a.confirm_seeds, published_only=a.published_only,
                      resume=a.resume, max_failures=a.max_failures, overrides=_overrides(a.set),
-                     verbose=0 if a.quiet else 1)
+                     verbose=0 if a.quiet else (2 if a.verbose else 1))
     if exp.resume and not exp.name:
         raise ConfigError("--resume needs the --name of the sweep to continue")
     summary = run_sweep(exp)
     print(f"\nsweep {summary['sweep']}: {summary['trials']} trials on task {summary['task']} "
           f"(selection by {summary['metric']}, {summary['mode']})")
+    from search import results, tracking
     from search.sweep import summary_line
 
     failed = summary_line(summary)
     if failed:
         print(f"error: {failed}", file=sys.stderr)
         return 1
+    # this sweep's own results first, ranked only with comparable sweeps; models without a result and why
+    print(results.best_table(tracking.client(summary["uri"]), summary["task"], sweep=summary["sweep"])
+          if summary["best"] else "\n".join(
+        [f"no model of sweep {summary['sweep']} has a result"] +
+        [f"{x['model']}: no result: {x['reason']}" for x in results.without_full_budget(
+            tracking.client(summary["uri"]), summary["task"], summary["sweep"])]))
     if summary["best"]:
-        from search import results, tracking
-
-        c = tracking.client(summary["uri"])
-        print(results.best_table(c, summary["task"]))
         from datasets.baselines import summary_lines
 
         print(summary_lines(exp, summary))
@@ -169,18 +184,23 @@ def cmd_sweep(a) -> int:
 def cmd_best(a) -> int:
     from search import results, tracking
 
-    print(results.best_table(tracking.open_existing(a.mlflow_uri), a.task))
+    rep = results.best_report(tracking.open_existing(a.mlflow_uri), a.task, a.sweep, a.any_sweep)
+    if a.format == "json":
+        print(results.to_json(rep), end="")
+    else:
+        print(results.best_text(rep))
     return 0
 
 
 def cmd_compare(a) -> int:
     from search import results, tracking
 
-    rows = results.compare_rows(tracking.open_existing(a.mlflow_uri), a.task)
-    print(results.compare_table(rows))
-    if a.out:
+    rows = results.compare_rows(tracking.open_existing(a.mlflow_uri), a.task, a.sweep, a.any_sweep)
+    if a.out:  # before printing: a bad --out is one line and exit 2, not a table and then an error
         results.write_compare(rows, a.out)
-        print(f"written to {a.out}")
+    print(results.compare_text(rows, a.format), end="")
+    if a.out:
+        print(f"written to {a.out}", file=sys.stderr if a.format != "table" else sys.stdout)
     return 0
 
 
@@ -199,7 +219,8 @@ def cmd_reproduce(a) -> int:
         raise ConfigError("reproduce needs --task (or --published SPACE:NAME)")
     if a.tolerance < 0:
         raise ConfigError(f"--tolerance must be >= 0, got {a.tolerance}")
-    report, ok = results.reproduce(tracking.open_existing(a.mlflow_uri), a.task, a.model, a.seeds, a.tolerance, a.data_dir)
+    report, ok = results.reproduce(tracking.open_existing(a.mlflow_uri), a.task, a.model, a.seeds, a.tolerance,
+                                   a.data_dir, sweep=a.sweep, any_sweep=a.any_sweep)
     print(report)
     if not ok:
         print("reproduction differs beyond the tolerance", file=sys.stderr)
@@ -236,12 +257,30 @@ def cmd_data(a) -> int:
     from datasets import files
     from search.results import table
 
-    rows = files.list_files(a.data_dir)
-    print(table([[str(x) for x in r] for r in rows], ["task", "file", "present", "checksum"]))
+    print(table(data_rows(files, a.data_dir), ["task", "file", "present", "checksum"]))
     if a.prepare:
         for line in files.prepare(a.data_dir):
             print(line)
     return 0
+
+
+def data_rows(files, data_dir) -> list[list[str]]:
+    """`data` rows in words: present yes/no, checksum ok / MISMATCH / unknown; a file of a group of alternatives
+    (MNIST .gz or raw idx, a zip or the unpacked file, .mat or pickle) is not listed when another one is present."""
+    rows = {(r.tasks, r.file): r for r in files.list_files(data_dir)}
+    out = []
+    for ds in files.CATALOGUE:
+        tasks = ",".join(ds.tasks)
+        present_groups = {f.group for f in ds.files if f.group and rows[(tasks, f.path)].present}
+        for f in ds.files:
+            r = rows[(tasks, f.path)]
+            if f.group and f.group in present_groups and not r.present:
+                continue  # an alternative to a file that is present: not needed
+            alts = [g.path for g in ds.files if f.group and g.group == f.group and g.path != f.path]
+            present = "yes" if r.present else ("no" + (f" (or {', '.join(alts)})" if alts else ""))
+            check = {True: "ok", False: "MISMATCH", None: "-" if not r.present else "unknown"}[r.checksum_ok]
+            out.append([tasks, f.path, present, check])
+    return out
 
 
 def cmd_server(a) -> int:

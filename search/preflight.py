@@ -629,7 +629,7 @@ def check_values(space, run_space, models: tuple[str, ...], overrides: dict[str,
 
     ``space`` is the registry's space; ``run_space`` the same with the sweep's budget, seed and overrides fixed
     (:func:`search.sweep.sweep_space`)."""
-    from .config import known_keys
+    from .config import known_keys, split_config
     from .space_adapter import seed_configs
 
     dry = _Dry(data_dir)
@@ -656,13 +656,10 @@ def check_values(space, run_space, models: tuple[str, ...], overrides: dict[str,
         for p in space.params:  # a complete configuration: each applicable parameter at its default or first value
             if p.config_key not in base and p.applies(base):
                 base[p.config_key] = p.default if p.default is not None else _values(p)[0]
+        # the task first, unwrapped: a missing or corrupt data file is the loader's own one-line message
+        dry.spec(task, split_config(base).task_opts)
         try:
             dry.build(base)
-        except ConfigError as e:
-            if "data" in str(e) and ("file" in str(e) or "director" in str(e)):
-                raise  # a missing data file: the task's own one-line message
-            raise ConfigError(f"space {space.name!r} model {m!r} cannot be built with its own settings: "
-                              f"{_first_line(e)}") from None
         except _BUILD_ERRORS as e:
             raise ConfigError(f"space {space.name!r} model {m!r} cannot be built with its own settings: "
                               f"{_first_line(e)}") from None

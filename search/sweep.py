@@ -276,7 +276,8 @@ def check_address(address: str, timeout: float = 5.0) -> None:
                           "--head` or `ray up cluster.yaml`, or drop --address for a local Ray") from None
 
 
-def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
+def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | None = None,
+              log_to_driver: bool = True) -> bool:
     """Start a local Ray on 127.0.0.1, or join ``address``. Returns True when this call started Ray."""
     import ray
 
@@ -293,7 +294,7 @@ def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | 
                        "excludes": [".venv", ".git", "mlruns.db", "mlartifacts", "rnnsweep_results", "*.db",
                                     "__pycache__", "bench/results"]}
         try:
-            ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING", log_to_driver=True)
+            ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING", log_to_driver=log_to_driver)
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise ConfigError(f"cannot join the Ray cluster at {address!r} ({str(e).splitlines()[0][:160]}); "
                               "check the address printed by `ray start --head` or drop --address") from None
@@ -309,7 +310,7 @@ def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | 
         os.environ.setdefault(k, v)
     # ERROR: keeps Ray's start-up notices (token authentication is on, which is right) off a one-line error path
     ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, logging_level="ERROR",
-             runtime_env={"env_vars": env}, _node_ip_address="127.0.0.1")
+             runtime_env={"env_vars": env}, _node_ip_address="127.0.0.1", log_to_driver=log_to_driver)
     return True
 
 
@@ -495,6 +496,8 @@ def run_tuner(*, trainable_kw, param_space, search_alg, scheduler, num_samples, 
     trainable = tune.with_resources(tune.with_parameters(train_trial, **trainable_kw),
                                     {"cpu": exp.cpus_per_trial, "gpu": exp.gpus_per_trial})
     path = os.path.join(storage, name)
+    if exp.verbose < 2:  # Tune's newer reporter prints an experiment box and paths even at verbose=0
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     if exp.resume and tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True, param_space=param_space or None)
     else:
@@ -505,7 +508,8 @@ def run_tuner(*, trainable_kw, param_space, search_alg, scheduler, num_samples, 
                                         reuse_actors=exp.reuse_actors, trial_dirname_creator=lambda t: t.trial_id,
                                         trial_name_creator=lambda t: f"{t.config.get('model', 'trial')}_{t.trial_id}"),
             run_config=tune.RunConfig(
-                name=name, storage_path=storage, callbacks=callbacks, verbose=exp.verbose,
+                # Tune's own status tables only with --verbose (2); the default view is search.progress's lines
+                name=name, storage_path=storage, callbacks=callbacks, verbose=1 if exp.verbose >= 2 else 0,
                 failure_config=tune.FailureConfig(max_failures=exp.max_failures),
                 # PBT restarts trials from other trials' older checkpoints: keep them all under PBT, else the last
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None if exp.scheduler == "pbt" else 1)))
@@ -553,7 +557,10 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
     if made:
         name = Path(made[-1]).name
     try:
-        started = start_ray(exp.address)  # before any record is written: a bad --address leaves nothing behind
+        # before any record is written: a bad --address leaves nothing behind. The workers' own log lines (Tune's
+        # "Checkpoint successfully created ...") reach the terminal only with --verbose; a failed trial's reason
+        # comes from its error file either way
+        started = start_ray(exp.address, log_to_driver=exp.verbose >= 2)
     except BaseException:
         _remove_empty(made)
         raise
@@ -602,9 +609,14 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                                     space=run_space, seed=exp.seed)
         cb = T.MlflowTrialCallback(uri=uri, experiment_id=exp_id, parent_run_id=parent, sweep=name, task=space.task,
                                    full_budget=budget, rename=rename)
+        from .progress import callbacks as progress_callbacks
+
+        shown = progress_callbacks(exp.verbose, metric=metric, mode=spec_mode, num_samples=num_samples, budget=budget,
+                                   space=run_space, scheduler=exp.scheduler, grace_period=exp.grace_period,
+                                   reduction_factor=exp.reduction_factor)
         results = run_tuner(trainable_kw=trainable_kw, param_space=param_space, search_alg=search_alg,
                             scheduler=scheduler, num_samples=num_samples, exp=exp, name=name, storage=storage,
-                            callbacks=[cb], metric=metric, mode=spec_mode)
+                            callbacks=[cb, *shown], metric=metric, mode=spec_mode)
         rows = _result_rows(results, rename)
         summary = {"sweep": name, "task": space.task, "metric": metric, "mode": spec_mode, "uri": uri,
                    "parent_run_id": parent, "experiment_id": exp_id, "trials": len(rows), "best": {}}
@@ -624,9 +636,9 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                 models=models, metric_name=spec_metric, mode=spec_mode, budget=budget, exp=exp,
                 trainable_kw=trainable_kw)
         else:
-            summary["best"] = tag_without_confirmation(c, exp_id=exp_id, parent=parent, space=run_space, rows=rows,
-                                                       models=models, metric_name=spec_metric, mode=spec_mode,
-                                                       budget=budget, exp=exp)
+            summary["best"] = tag_without_confirmation(c, exp_id=exp_id, parent=parent, name=name, space=run_space,
+                                                       rows=rows, models=models, metric_name=spec_metric,
+                                                       mode=spec_mode, budget=budget, exp=exp)
         c.set_tag(parent, T.STATUS, "completed")
         c.log_metric(parent, "trials", float(len(rows)))
         c.set_terminated(parent, "FINISHED")
@@ -735,10 +747,14 @@ def confirm_and_tag(c, *, uri, exp_id, parent, name, storage, space, rows, model
                                full_budget=budget, kind="confirm")
     from ray.tune.schedulers import FIFOScheduler
 
+    from .progress import callbacks as progress_callbacks
+
+    shown = progress_callbacks(exp.verbose, metric=metric, mode=mode, num_samples=len(points), budget=budget,
+                               space=space, scheduler="fifo", phase="confirm")
     results = run_tuner(trainable_kw=trainable_kw, param_space=preset_space(points),
                         search_alg=BasicVariantGenerator(points_to_evaluate=points, max_concurrent=exp.max_concurrent),
                         scheduler=FIFOScheduler(), num_samples=len(points), exp=exp, name=name + "-confirm",
-                        storage=storage, callbacks=[cb], metric=metric, mode=mode)
+                        storage=storage, callbacks=[cb, *shown], metric=metric, mode=mode)
     crow = _result_rows(results)
     best: dict[str, Any] = {}
     for m, cfgs in candidates.items():
@@ -759,13 +775,13 @@ def confirm_and_tag(c, *, uri, exp_id, parent, name, storage, space, rows, model
     return best
 
 
-def tag_without_confirmation(c, *, exp_id, parent, space, rows, models, metric_name, mode, budget, exp):
+def tag_without_confirmation(c, *, exp_id, parent, name, space, rows, models, metric_name, mode, budget, exp):
     best = {}
     for m in models:
         ranked = [r for r in _ranked(rows, metric_name, mode, budget) if r["config"].get("model") == m]
         if ranked:
             r = ranked[0]
-            best[m] = _write_best(c, exp_id=exp_id, parent=parent, name=exp.name or "", space=space, model=m,
+            best[m] = _write_best(c, exp_id=exp_id, parent=parent, name=name, space=space, model=m,
                                   config=r["config"], runs=[r], metric_name=metric_name, mode=mode,
                                   val=(_score(r, metric_name), float("nan")), exp=exp)
     return best
@@ -783,6 +799,7 @@ def _load_trainer_state(row) -> dict | None:
 
 def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_name, mode, val, exp) -> dict:
     """Test the chosen configuration (its best-validation weights, every seed) and record the best run."""
+    from .results import group_of
     from .train import Trainer
 
     tests, per_seed, weights = [], [], None
@@ -801,7 +818,8 @@ def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_n
     run = c.create_run(exp_id, run_name=f"best-{model}", tags={
         T.PARENT: parent, T.KIND: "best", T.SWEEP: name, T.TASK: space.task, T.MODEL: model, T.BEST: "true",
         T.TAG + "space": space.name, T.TAG + "metric": val_key(metric_name), T.TAG + "mode": mode,
-        T.TAG + "code_version": T.git_commit(REPO_ROOT), T.STATUS: "completed"})
+        T.TAG + "code_version": T.git_commit(REPO_ROOT), T.STATUS: "completed",
+        T.TAG + "group": group_of(space.name, space.task, config)})  # what it is comparable with
     rid = run.info.run_id
     config = {k: v for k, v in config.items() if v is not None}
     T.log_params(c, rid, {k: v for k, v in config.items() if k != "seed"})

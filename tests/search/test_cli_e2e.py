@@ -134,3 +134,30 @@ def test_reproduce_detects_a_difference(swept, tmp_path):
     p = run_cli(["reproduce", "--task", "copy_nnrnn", "--model", rec["model"]], cwd=w2, env=env, timeout=300)
     assert p.returncode == 1, p.stdout + p.stderr
     assert "DIFFERS" in p.stdout
+
+
+def test_quiet_prints_only_the_summary(swept):
+    _, _, proc, _ = swept
+    out = proc.stdout
+    assert "progress:" not in out and " started" not in out and "Checkpoint" not in out + proc.stderr
+    assert "Trial status" not in out and "╭" not in out and "View detailed results" not in out
+    assert out.lstrip().startswith("sweep e2e: 5 trials") and len(out.splitlines()) <= 15, out
+
+
+def test_default_view_is_one_line_per_event(tmp_path, cli_env):
+    """A tiny sweep in the default view: trial events, progress lines and the summary; none of Ray's tables,
+    boxes or worker checkpoint lines."""
+    p = run_cli(["sweep", "--space", "demo/copy", "--samples", "2", "--max-budget", "2", "--concurrent", "2",
+                 "--confirm-top", "0", "--name", "view", "--set", "updates=4", "--set", "delay=5", "--set", "n_val=50"],
+                cwd=tmp_path, env=cli_env, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = p.stdout.splitlines()
+    events = [ln for ln in lines if ln.startswith("[")]
+    assert sum(" started" in ln for ln in events) == 2
+    assert sum(" finished 2 epochs" in ln or " stopped by ASHA" in ln for ln in events) == 2
+    assert events[-1].split("] ", 1)[1].startswith("progress: 2/2 done, 0 running, 0 pending | best val_loss")
+    assert "sweep view: 2 trials" in p.stdout and "ranked: sweep view" in p.stdout
+    both = p.stdout + p.stderr
+    for noise in ("Checkpoint successfully created", "Trial status", "╭", "View detailed results", "repeated"):
+        assert noise not in both, noise
+    assert len(lines) <= 25 and len(p.stderr.splitlines()) <= 5, both  # measured: 17 and 3
