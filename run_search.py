@@ -313,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        if not getattr(e, "one_line", False):  # e.g. search.tracking.TrackingLost: a runtime failure said in a line
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return getattr(e, "exit_status", 1)
     except KeyboardInterrupt as e:
         # a sweep raises search.sweep.Interrupted (which names the sweep and the signal); anything else is Ctrl-C
         print(getattr(e, "message", "") or "interrupted; continue a sweep with `run_search.py sweep --resume --name "

@@ -650,16 +650,24 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                          + (f" --storage {exp.storage}" if exp.storage else ""))
         if parent is None:
             raise
+        lost = T.is_tracking_failure(uri, e)
         try:
             if _SIGNALS is not None:
                 _SIGNALS.restore()  # the records below are written whatever signal comes next
-            if "cb" in locals():
-                cb.w.flush(wait=10.0)  # results already queued are written before the runs are closed
-            c.set_tag(parent, T.STATUS, "interrupted")
-            _close_children(c, exp_id, parent)
-            c.set_terminated(parent, "KILLED")
+            if not lost:
+                with T._quick_http():
+                    if "cb" in locals():
+                        cb.w.flush(wait=10.0)  # results already queued are written before the runs are closed
+                    c.set_tag(parent, T.STATUS, "interrupted")
+                    _close_children(c, exp_id, parent)
+                    c.set_terminated(parent, "KILLED")
         except Exception:  # noqa: BLE001 - the store itself may be the problem; the error below says what failed
             pass
+        if lost:
+            raise T.TrackingLost(
+                f"the MLflow tracking server {T.redact(uri)} stopped answering ({type(e).__name__}); the sweep's "
+                f"record there is incomplete (runs may stay RUNNING); the trial results are in Tune's folder "
+                f"{storage}/{name}") from None
         raise
     finally:
         _remove_empty(made)  # a sweep that failed before Tune wrote anything leaves no empty folders behind

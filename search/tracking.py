@@ -83,6 +83,39 @@ def check_sqlite_store(path: Path) -> None:
                           f"{', '.join(sorted(tables)[:5])}): give another --mlflow-uri")
 
 
+class TrackingLost(RuntimeError):
+    """The tracking server stopped answering for good during a sweep: one line, exit status 1 (not a traceback)."""
+    one_line = True
+    exit_status = 1
+
+
+def server_answers(uri: str, timeout: float = 2.0) -> bool:
+    if not uri.startswith(("http://", "https://")):
+        return True
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
+            return r.status == 200
+    except Exception:  # noqa: BLE001 - any failure means: not answering
+        return False
+
+
+def is_tracking_failure(uri: str, e: BaseException) -> bool:
+    """``e`` came from the MLflow client while its server does not answer."""
+    if not uri.startswith(("http://", "https://")) or not isinstance(e, Exception) or isinstance(e, ConfigError):
+        return False
+    from mlflow.exceptions import MlflowException
+
+    try:
+        import requests
+
+        net = (requests.exceptions.RequestException, OSError)
+    except ImportError:
+        net = (OSError,)
+    return isinstance(e, (MlflowException, *net)) and not server_answers(uri)
+
+
 def artifact_root(uri: str) -> str | None:
     """Artifacts beside an embedded sqlite store (./mlartifacts); a server chooses its own."""
     if uri.startswith("sqlite:///"):
