@@ -7,6 +7,7 @@ import torch
 from rnns.errors import ConfigError
 from rnns.linear import glorot_matrix, rescaled_glorot_c, uniform_disk_polar
 from rnns.registry import build_cell, get_cell
+from fastref import fast_vs_reference
 
 H, N = 4, 6
 
@@ -139,13 +140,4 @@ def test_linear_rnn_fast_path_equals_reference(dtype, tol, monkeypatch):
     torch.manual_seed(0)
     cell = build_cell("linear_rnn", 4, 6, A_init="halved_glorot").to(dtype)
     x, h0 = torch.randn(3, 9, 4, dtype=dtype), torch.randn(3, 6, dtype=dtype)
-    wy, wh = torch.randn(3, 9, 4, dtype=dtype), torch.randn(3, 6, dtype=dtype)
-    out = {}
-    for ref in ("0", "1"):
-        monkeypatch.setenv("RNNSWEEP_REFERENCE_CELLS", ref)
-        xi, hi = x.clone().requires_grad_(), h0.clone().requires_grad_()
-        y, hT = cell(xi, hi)
-        out[ref] = (y, hT, *torch.autograd.grad((y * wy).sum() + (hT * wh).sum(), [xi, hi, *cell.parameters()]))
-    names = ["y", "h_T", "x", "h0"] + [n for n, _ in cell.named_parameters()]
-    for n, a, b in zip(names, out["0"], out["1"]):
-        torch.testing.assert_close(a, b, rtol=tol, atol=tol, msg=n)
+    fast_vs_reference(cell, x, h0, monkeypatch, dtype, tol)

@@ -16,6 +16,7 @@ from rnns.nnrnn import rotation_blocks
 from rnns.optim import build_optimizer
 from rnns.registry import build_cell, cells
 from rnns.rnn import ModReLU
+from fastref import fast_vs_reference
 
 D, H, B = 3, 8, 4
 
@@ -380,28 +381,6 @@ def test_float32_gradients_close_to_float64(name):
 
 # ------------------------------------------------------------------------------- fast path against reference
 
-def _fast_vs_reference(cell, x, h0, monkeypatch, dtype, tol):
-    """Outputs, final state and gradients w.r.t. x, h0 and every parameter of the fast path (explicit BPTT,
-    rnns.elman_bptt) against the reference step loop under autograd (RNNSWEEP_REFERENCE_CELLS=1)."""
-    cell = cell.to(dtype)
-    x, h0 = x.to(dtype), h0.to(dtype)
-    torch.manual_seed(123)
-    wy = torch.randn(x.shape[0], x.shape[1], cell.hidden_size, dtype=dtype)
-    wh = torch.randn(x.shape[0], cell.hidden_size, dtype=dtype)
-    out = {}
-    for ref in ("0", "1"):
-        monkeypatch.setenv("RNNSWEEP_REFERENCE_CELLS", ref)
-        xi, hi = x.clone().requires_grad_(), h0.clone().requires_grad_()
-        y, hT = cell(xi, hi)
-        g = torch.autograd.grad((y * wy).sum() + (hT * wh).sum(), [xi, hi, *cell.parameters()], allow_unused=True)
-        out[ref] = (y, hT, *g)
-    names = ["y", "h_T", "x", "h0"] + [n for n, _ in cell.named_parameters()]
-    for n, a, b in zip(names, out["0"], out["1"]):
-        assert (a is None) == (b is None), n
-        if a is not None:
-            torch.testing.assert_close(a, b, rtol=tol, atol=tol, msg=n)
-
-
 FAST_CASES = CELL_CASES + [("rnn", {"nonlin": "relu_as_in_code"}), ("nnrnn", {"input_init": "torch_default"})]
 
 
@@ -411,7 +390,7 @@ FAST_CASES = CELL_CASES + [("rnn", {"nonlin": "relu_as_in_code"}), ("nnrnn", {"i
 def test_fast_path_equals_reference(name, opts, dtype, tol, monkeypatch):
     cell = make(name, **opts)
     x, h0 = torch.randn(B, 9, D, dtype=torch.float64), 0.5 * torch.randn(B, H, dtype=torch.float64)
-    _fast_vs_reference(cell, x, h0, monkeypatch, dtype, tol)
+    fast_vs_reference(cell, x, h0, monkeypatch, dtype, tol)
 
 
 def test_fast_path_is_taken_and_reference_selectable(monkeypatch):
@@ -466,7 +445,7 @@ def test_fast_path_at_exactly_zero_preactivation(name, monkeypatch):
     if name == "rnn_orth":
         with torch.no_grad():
             cell.U.bias.zero_()
-    _fast_vs_reference(cell, x, torch.zeros(B, H, dtype=torch.float64), monkeypatch, torch.float64, 1e-10)
+    fast_vs_reference(cell, x, torch.zeros(B, H, dtype=torch.float64), monkeypatch, torch.float64, 1e-10)
 
 
 @pytest.mark.parametrize("rinit", ["henaff", "cayley", "random", "xavier"])

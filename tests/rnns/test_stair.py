@@ -13,6 +13,7 @@ from rnns.model import SequenceModel
 from rnns.optim import build_optimizer
 from rnns.registry import build_cell
 from rnns.stair import RHOS, rho, rho_schedule
+from fastref import fast_vs_reference
 
 D, H, B, T = 3, 8, 3, 6
 F64 = torch.float64
@@ -281,13 +282,4 @@ def test_fast_path_equals_reference(name, r, opts, dtype, tol, monkeypatch):
     x, h0 = torch.randn(B, T, D, dtype=dtype), 0.5 * torch.randn(B, H, dtype=dtype)
     if r == "exp-alpha":  # the gate grows exponentially for negative pre-activations: keep them small
         x, h0 = 0.2 * x, 0.2 * h0
-    wy, wh = torch.randn(B, T, H, dtype=dtype), torch.randn(B, H, dtype=dtype)
-    out = {}
-    for ref in ("0", "1"):
-        monkeypatch.setenv("RNNSWEEP_REFERENCE_CELLS", ref)
-        xi, hi = x.clone().requires_grad_(), h0.clone().requires_grad_()
-        y, hT = cell(xi, hi)
-        out[ref] = (y, hT, *torch.autograd.grad((y * wy).sum() + (hT * wh).sum(), [xi, hi, *cell.parameters()]))
-    names = ["y", "h_T", "x", "h0"] + [n for n, _ in cell.named_parameters()]
-    for n, a, b in zip(names, out["0"], out["1"]):
-        torch.testing.assert_close(a, b, rtol=tol, atol=tol, msg=n)
+    fast_vs_reference(cell, x, h0, monkeypatch, dtype, tol)
