@@ -111,13 +111,8 @@ def pbt_mutable(space: Space) -> tuple[str, ...]:
 
 def build_searcher(name: str, space: Space, models: tuple[str, ...], *, metric: str, mode: str, seed: int,
                    full_budget: int, max_concurrent: int, include_seeds: bool = True,
-                   num_samples: int | None = None, optuna_storage: str | None = None,
-                   study_name: str | None = None) -> tuple[Any, dict, int]:
-    """(search_alg, param_space, number of points known in advance: seeds, or the whole grid).
-
-    ``optuna_storage``: an Optuna RDB URL (``sqlite:///.../optuna.db``) where the TPE/CMA-ES study is kept under
-    ``study_name``, so that optuna-dashboard, ``optuna.importance`` or ``study.trials_dataframe()`` can read a
-    finished sweep; None keeps the study in memory."""
+                   num_samples: int | None = None) -> tuple[Any, dict, int]:
+    """(search_alg, param_space, number of points known in advance: seeds, or the whole grid)."""
     from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
     if name not in SEARCHERS:
@@ -129,12 +124,9 @@ def build_searcher(name: str, space: Space, models: tuple[str, ...], *, metric: 
         sampler = (optuna.samplers.TPESampler(seed=seed) if name == "tpe"
                    else optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False))
         pairs = seed_param_values(space, models) if include_seeds else []
-        kw = {}
-        if optuna_storage:
-            kw = {"storage": optuna.storages.RDBStorage(optuna_storage), "study_name": study_name or "rnnsweep"}
         alg = _fidelity_optuna_class()(DefineByRun(space, models, [full for _, full in pairs]), metric=metric,
                                        mode=mode, sampler=sampler, full_budget=full_budget,
-                                       seed_points=[params for params, _ in pairs], **kw)
+                                       seed_points=[params for params, _ in pairs])
         points = pairs
         return ConcurrencyLimiter(alg, max_concurrent=max_concurrent), {}, len(points)
     if name == "random":

@@ -599,16 +599,9 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                             mutable=pbt_mutable(run_space) if exp.scheduler == "pbt" else ())
         # --published-only: exactly the seed points, which every searcher runs first
         num_samples = len(seed_configs(run_space, models)) if exp.published_only else exp.num_samples
-        # the Optuna study beside the sweep's Tune folder (local storage only), for optuna-dashboard and
-        # optuna.importance after the sweep; its location is tagged on the parent run
-        study_db = (os.path.join(storage, name, "optuna.db")
-                    if exp.searcher in ("tpe", "cmaes") and "://" not in storage else None)
         search_alg, param_space, n_known = build_searcher(
             exp.searcher, run_space, models, metric=metric, mode=spec_mode, seed=exp.seed, full_budget=budget,
-            max_concurrent=exp.max_concurrent, num_samples=num_samples,
-            optuna_storage=f"sqlite:///{study_db}" if study_db else None, study_name=name)
-        if study_db:
-            c.set_tag(parent, "rnnsweep.optuna_study", f"sqlite:///{study_db} (study {name})")
+            max_concurrent=exp.max_concurrent, num_samples=num_samples)
         if exp.searcher == "grid":
             num_samples = min(num_samples, n_known)
         scheduler = build_scheduler(exp.scheduler, metric=metric, mode=spec_mode, max_t=budget,
