@@ -54,9 +54,37 @@ def detach_state(h: State) -> State:
     return type(h)(detach_state(v) for v in h)
 
 
-def use_reference() -> bool:
+_PACKED = [0]  # depth of rnns.base.packed() contexts (a trial pack runs its members' models under torch.func.vmap)
+
+
+class packed:
+    """Context in which models run under ``torch.func.vmap`` over the members of a trial pack (``search.pack``).
+
+    Inside it, :func:`use_reference` is true for every fast path that has not declared itself vmap-capable: custom
+    autograd functions and TorchScript loops cannot be vmapped unless they carry a vmap rule. A fast path that has
+    one asks ``use_reference(vmap_ok=True)`` and stays fast inside a pack."""
+
+    def __enter__(self):
+        _PACKED[0] += 1
+        return self
+
+    def __exit__(self, *exc):
+        _PACKED[0] -= 1
+        return False
+
+
+def in_pack() -> bool:
+    return _PACKED[0] > 0
+
+
+def use_reference(vmap_ok: bool = False) -> bool:
     """True when ``RNNSWEEP_REFERENCE_CELLS=1``: cells run their slow reference path (a plain step loop with
-    autograd) instead of their fast path. Tests and ``bench/bench_cells.py`` use it to compare the two."""
+    autograd) instead of their fast path. Tests and ``bench/bench_cells.py`` use it to compare the two.
+
+    Also true inside :class:`packed` (a trial pack's vmap) unless the caller's fast path is vmap-capable
+    (``vmap_ok=True``)."""
     import os
 
-    return os.environ.get("RNNSWEEP_REFERENCE_CELLS", "") not in ("", "0")
+    if os.environ.get("RNNSWEEP_REFERENCE_CELLS", "") not in ("", "0"):
+        return True
+    return _PACKED[0] > 0 and not vmap_ok
