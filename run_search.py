@@ -62,6 +62,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--space", default=DEFAULT_SPACE, help=f"search space paper/task (default {DEFAULT_SPACE}); see `spaces`")
     s.add_argument("--model", default="", help="comma-separated models of the space to sweep (default: all)")
     s.add_argument("--samples", type=_positive_int, default=8, help="number of trials, seed points included (8)")
+    s.add_argument("--pack", type=_positive_int, default=1,
+                   help="train up to K configurations of one shape as one batched model in one trial (a trial "
+                        "pack); each stays its own trial for the search, ASHA and MLflow (1 = off)")
     s.add_argument("--scheduler", default="asha", help="asha | hyperband | median | pbt | fifo (asha)")
     s.add_argument("--searcher", default="tpe", help="tpe | cmaes | random | grid (tpe)")
     s.add_argument("--grace-period", type=int, default=1, help="epochs before ASHA/median may stop a trial (1)")
@@ -146,7 +149,7 @@ def cmd_sweep(a) -> int:
                      data_dir=os.path.abspath(os.path.expanduser(a.data_dir)) if a.data_dir else None,
                      confirm_top=a.confirm_top, confirm_seeds=a.confirm_seeds, published_only=a.published_only,
                      resume=a.resume, max_failures=a.max_failures, overrides=_overrides(a.set),
-                     verbose=0 if a.quiet else (2 if a.verbose else 1))
+                     verbose=0 if a.quiet else (2 if a.verbose else 1), pack=a.pack)
     if exp.resume and not exp.name:
         raise ConfigError("--resume needs the --name of the sweep to continue")
     summary = run_sweep(exp)

@@ -111,8 +111,12 @@ def pbt_mutable(space: Space) -> tuple[str, ...]:
 
 def build_searcher(name: str, space: Space, models: tuple[str, ...], *, metric: str, mode: str, seed: int,
                    full_budget: int, max_concurrent: int, include_seeds: bool = True,
-                   num_samples: int | None = None) -> tuple[Any, dict, int]:
-    """(search_alg, param_space, number of points known in advance: seeds, or the whole grid)."""
+                   num_samples: int | None = None, pack: int = 1,
+                   rename: dict[str, str] | None = None) -> tuple[Any, dict, int]:
+    """(search_alg, param_space, number of points known in advance: seeds, or the whole grid).
+
+    ``pack`` > 1: trial packs (:mod:`search.pack_tune`): Optuna's suggestions are drawn one per member and grouped
+    by shape; random and grid points are grouped up front (the count returned is then the number of packs)."""
     from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
     if name not in SEARCHERS:
@@ -128,18 +132,35 @@ def build_searcher(name: str, space: Space, models: tuple[str, ...], *, metric: 
                                        mode=mode, sampler=sampler, full_budget=full_budget,
                                        seed_points=[params for params, _ in pairs])
         points = pairs
+        if pack > 1:
+            from .pack_tune import pack_searcher_class
+
+            alg = pack_searcher_class()(alg, k=pack, total=num_samples or 1, metric=metric, mode=mode, rename=rename)
         return ConcurrencyLimiter(alg, max_concurrent=max_concurrent), {}, len(points)
     if name == "random":
         # Tune's own random sampler draws the configurations (conditional parameters through sample_from); they
         # run as preset points after the seed points, because Tune cannot mix presets with sample_from domains
         n = num_samples or 1
         pts = ([c for c, _, _ in seeds] + random_points(space, models, max(0, n - len(seeds)), seed))[:n]
-        alg = BasicVariantGenerator(points_to_evaluate=pts, max_concurrent=max_concurrent)
-        return alg, preset_space(pts), len(pts)
+        return _preset_search(pts, max_concurrent, pack, rename)
     limit = None if num_samples is None else max(0, num_samples - len(seeds))
     pts = [c for c, _, _ in seeds] + grid_points(space, models, limit)
+    return _preset_search(pts, max_concurrent, pack, rename)
+
+
+def _preset_search(pts: list[dict], max_concurrent: int, pack: int, rename: dict[str, str] | None):
+    """Tune's variant generator over preset points; with ``pack`` > 1 the points grouped into packs. The count
+    returned is the number of points (members); ``alg.rnnsweep_trials`` is the number of Tune trials."""
+    from ray.tune.search import BasicVariantGenerator
+
+    n = len(pts)
+    if pack > 1:
+        from .pack_tune import group_points
+
+        pts = group_points(pts, pack, rename)
     alg = BasicVariantGenerator(points_to_evaluate=pts, max_concurrent=max_concurrent)
-    return alg, preset_space(pts), len(pts)
+    alg.rnnsweep_trials = len(pts)
+    return alg, preset_space(pts), n
 
 
 def random_points(space: Space, models: tuple[str, ...], n: int, seed: int) -> list[dict]:

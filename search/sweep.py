@@ -74,6 +74,9 @@ class Experiment:
     # Results are unchanged: every trial seeds all generators when it builds its Trainer
     # (tests/search/test_schedulers.py::test_reused_actors_give_identical_results).
     reuse_actors: bool = True
+    # members per trial pack (search.pack_tune): configurations of one shape trained as one batched model in one
+    # trial, each member still its own trial for the searcher, the rung table and MLflow; 1 = one per trial
+    pack: int = 1
 
 
 class Interrupted(KeyboardInterrupt):
@@ -210,6 +213,15 @@ def validate(exp: Experiment):
                 raise ConfigError(f"--set {k}: not a parameter of task {space.task!r} / model {m!r}{suggest(k, keys)}")
     if exp.published_only and not any(sp.config.get("model", models[0]) in models for sp in space.seeds):
         raise ConfigError(f"space {space.name!r} has no published configuration for models {', '.join(models)}")
+    if exp.pack != 1:
+        from .pack import packable
+        from .pack_tune import check_pack_options
+
+        check_pack_options(exp.pack, exp.scheduler, exp.searcher)
+        bad = [m for m in models if not packable(m)]
+        if bad:
+            raise ConfigError(f"--pack {exp.pack}: the cell(s) {', '.join(bad)} cannot be trained in a pack yet; "
+                              "sweep them with --pack 1 (or leave them out with --model)")
     from .preflight import check_values  # every value a trial could get, by a dry build on the CPU (no Ray yet)
 
     check_values(space, sweep_space(space, budget, exp.overrides, exp.seed), models, exp.overrides, exp.data_dir)
@@ -436,9 +448,15 @@ def _safe_name(s: str) -> str:
 def _result_rows(results, rename: dict[str, str] | None = None) -> list[dict[str, Any]]:
     from .space_adapter import to_config
 
+    from .pack_tune import member_rows
+
     rows = []
     for r in results:
         if r.config is None:
+            continue
+        members = member_rows(r, rename)
+        if members is not None:  # a trial pack: one row per member, as if each had been its own trial
+            rows.extend(members)
             continue
         rows.append({"config": to_config(dict(r.config), rename), "metrics": dict(r.metrics or {}), "error": r.error is not None,
                      "checkpoint": r.checkpoint, "trial_id": (r.metrics or {}).get("trial_id"),
@@ -488,12 +506,14 @@ def _config_key(cfg: dict) -> str:
 
 
 def run_tuner(*, trainable_kw, param_space, search_alg, scheduler, num_samples, exp: Experiment, name: str,
-              storage: str, callbacks, metric: str, mode: str):
+              storage: str, callbacks, metric: str, mode: str, packed: bool = False):
     from ray import tune
 
+    from .pack_tune import train_pack
     from .trainable import train_trial
 
-    trainable = tune.with_resources(tune.with_parameters(train_trial, **trainable_kw),
+    fn = train_pack if packed else train_trial
+    trainable = tune.with_resources(tune.with_parameters(fn, **trainable_kw),
                                     {"cpu": exp.cpus_per_trial, "gpu": exp.gpus_per_trial})
     path = os.path.join(storage, name)
     if exp.verbose < 2:  # Tune's newer reporter prints an experiment box and paths even at verbose=0
@@ -601,12 +621,26 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         num_samples = len(seed_configs(run_space, models)) if exp.published_only else exp.num_samples
         search_alg, param_space, n_known = build_searcher(
             exp.searcher, run_space, models, metric=metric, mode=spec_mode, seed=exp.seed, full_budget=budget,
-            max_concurrent=exp.max_concurrent, num_samples=num_samples)
+            max_concurrent=exp.max_concurrent, num_samples=num_samples, pack=exp.pack, rename=rename)
         if exp.searcher == "grid":
             num_samples = min(num_samples, n_known)
-        scheduler = build_scheduler(exp.scheduler, metric=metric, mode=spec_mode, max_t=budget,
-                                    grace_period=exp.grace_period, reduction_factor=exp.reduction_factor,
-                                    space=run_space, seed=exp.seed)
+        tune_samples, run_kw, rungs = num_samples, trainable_kw, None
+        if exp.pack > 1:
+            # members are stopped one by one by ASHA's rule (a rung table shared by the packs); Tune itself runs
+            # the packs first-in first-out, each until its last member ends
+            from .pack_tune import rungs_actor_name, start_rungs
+
+            scheduler = build_scheduler("fifo", metric=metric, mode=spec_mode, max_t=budget)
+            if exp.scheduler == "asha":
+                rungs = start_rungs(name, mode=spec_mode, max_t=budget, grace_period=exp.grace_period,
+                                    reduction_factor=exp.reduction_factor)
+                run_kw = {**trainable_kw, "rungs": rungs_actor_name(name)}
+            if exp.searcher in ("random", "grid"):
+                tune_samples = search_alg.rnnsweep_trials  # the points, grouped into packs
+        else:
+            scheduler = build_scheduler(exp.scheduler, metric=metric, mode=spec_mode, max_t=budget,
+                                        grace_period=exp.grace_period, reduction_factor=exp.reduction_factor,
+                                        space=run_space, seed=exp.seed)
         cb = T.MlflowTrialCallback(uri=uri, experiment_id=exp_id, parent_run_id=parent, sweep=name, task=space.task,
                                    full_budget=budget, rename=rename)
         from .progress import callbacks as progress_callbacks
@@ -614,9 +648,10 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         shown = progress_callbacks(exp.verbose, metric=metric, mode=spec_mode, num_samples=num_samples, budget=budget,
                                    space=run_space, scheduler=exp.scheduler, grace_period=exp.grace_period,
                                    reduction_factor=exp.reduction_factor)
-        results = run_tuner(trainable_kw=trainable_kw, param_space=param_space, search_alg=search_alg,
-                            scheduler=scheduler, num_samples=num_samples, exp=exp, name=name, storage=storage,
-                            callbacks=[cb, *shown], metric=metric, mode=spec_mode)
+        results = run_tuner(trainable_kw=run_kw, param_space=param_space, search_alg=search_alg,
+                            scheduler=scheduler, num_samples=tune_samples, exp=exp, name=name, storage=storage,
+                            callbacks=[cb, *shown], metric=metric, mode=spec_mode, packed=exp.pack > 1)
+        del rungs  # the rung table lives while Tune runs (a named actor dies with its last handle)
         rows = _result_rows(results, rename)
         summary = {"sweep": name, "task": space.task, "metric": metric, "mode": spec_mode, "uri": uri,
                    "parent_run_id": parent, "experiment_id": exp_id, "trials": len(rows), "best": {}}
@@ -802,6 +837,10 @@ def _load_trainer_state(row) -> dict | None:
     if ck is None:
         return None
     with ck.as_directory() as d:
+        if row.get("member"):  # a member of a trial pack: its own trainer state inside the pack's checkpoint
+            from .pack_tune import member_checkpoint_dir
+
+            return read_checkpoint(member_checkpoint_dir(d, row["member"]), map_location="cpu")
         return read_checkpoint(d, map_location="cpu")
 
 

@@ -340,6 +340,14 @@ class RunWriter:
 
 from ray.tune import Callback  # noqa: E402  (search is the package that may import ray)
 
+PACK_TAG = TAG + "pack"  # on a member's run: the Tune trial (pack) that trained it
+
+
+def _members(trial):
+    from .pack_tune import members_of
+
+    return members_of(trial.config)
+
 
 class MlflowTrialCallback(Callback):
     """Writes one child run per Tune trial (see the module docstring). Picklable: the client is made lazily."""
@@ -352,9 +360,10 @@ class MlflowTrialCallback(Callback):
         self._w: RunWriter | None = None
         self.runs: dict[str, str] = {}
         self.last_step: dict[str, int] = {}
+        self.ended: set[str] = set()  # pack members whose run is closed
 
     def __getstate__(self):
-        return {**self.__dict__, "_w": None, "runs": {}, "last_step": {}}
+        return {**self.__dict__, "_w": None, "runs": {}, "last_step": {}, "ended": set()}
 
     @property
     def w(self) -> RunWriter:
@@ -362,8 +371,10 @@ class MlflowTrialCallback(Callback):
             self._w = RunWriter(self.uri)
         return self._w
 
-    def _run_for(self, trial) -> str:
-        tid = trial.trial_id
+    def _run_for(self, trial, member: tuple[str, dict] | None = None) -> str:
+        """The child run of a trial, or of one member of a trial pack (``member`` = (id, config))."""
+        tid = member[0] if member else trial.trial_id
+        raw = member[1] if member else trial.config
         if tid in self.runs:
             return self.runs[tid]
         c = self.w.c
@@ -375,7 +386,7 @@ class MlflowTrialCallback(Callback):
             if not found[0].data.params:  # created by a write whose parameters then failed (retried op)
                 from .space_adapter import to_config
 
-                log_params(c, run_id, to_config(dict(trial.config), self.rename))
+                log_params(c, run_id, to_config(dict(raw), self.rename))
             hist = c.get_metric_history(run_id, "epoch")
             self.last_step[tid] = max((int(m.value) for m in hist), default=0)
             if found[0].info.status != "RUNNING":
@@ -383,10 +394,11 @@ class MlflowTrialCallback(Callback):
         else:
             from .space_adapter import to_config
 
-            cfg = to_config(dict(trial.config), self.rename)
+            cfg = to_config(dict(raw), self.rename)
             run = c.create_run(self.experiment_id, run_name=f"{cfg.get('model', 'trial')}-{tid}", tags={
                 PARENT: self.parent_run_id, KIND: self.kind, SWEEP: self.sweep, TRIAL_ID: tid, TASK: self.task,
-                MODEL: str(cfg.get("model")), STATUS: "running"})
+                MODEL: str(cfg.get("model")), STATUS: "running",
+                **({PACK_TAG: trial.trial_id} if member else {})})
             run_id = run.info.run_id
             log_params(c, run_id, cfg)
             self.last_step[tid] = 0
@@ -394,17 +406,29 @@ class MlflowTrialCallback(Callback):
         return run_id
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.w.do(lambda: self._run_for(trial))
+        if _members(trial) is None:  # a pack's member runs are made with their first results
+            self.w.do(lambda: self._run_for(trial))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        members = _members(trial)
+        if members is not None:
+            for mid, cfg in members:
+                m = (result.get("members") or {}).get(mid)
+                if m is not None:
+                    self._log_result(trial, m, (mid, cfg))
+            return
+        self._log_result(trial, result)
+
+    def _log_result(self, trial, result, member: tuple[str, dict] | None = None):
         from mlflow.entities import Metric
 
+        key = member[0] if member else trial.trial_id
         step = int(result.get("epoch", 0))
         ts = int(time.time() * 1000)  # fixed when the result arrives: a retried write repeats identical values
 
         def op():
-            run_id = self._run_for(trial)
-            if step <= self.last_step.get(trial.trial_id, 0):
+            run_id = self._run_for(trial, member)
+            if step <= self.last_step.get(key, 0):
                 return  # already recorded: a trial resumed from a checkpoint repeats no epoch in MLflow
             if result.get("diverged"):  # before the metrics: the step is marked done only when all is written
                 self.w.c.set_tag(run_id, TAG + "diverged_reason", str(result.get("diverged_reason", ""))[:500])
@@ -413,12 +437,26 @@ class MlflowTrialCallback(Callback):
             ms = [Metric(k, v, ts, step) for k, v in numeric_metrics(result, keep).items()]
             ms.append(Metric("epoch", float(step), ts, step))
             self.w.c.log_batch(run_id, metrics=ms)
-            self.last_step[trial.trial_id] = step
+            self.last_step[key] = step
 
         self.w.do(op)
+        if member and result.get("ended"):  # a member the rung table stopped, or that diverged, ends here
+            self._finish(trial, False, member=member, result=result)
 
-    def _finish(self, trial, error: bool):
-        result = trial.last_result or {}
+    def _finish(self, trial, error: bool, member: tuple[str, dict] | None = None, result: dict | None = None):
+        members = _members(trial) if member is None else None
+        if members is not None:  # the pack ended: every member not ended yet ends with its last result
+            last = (trial.last_result or {}).get("members") or {}
+            for mid, cfg in members:
+                if mid not in self.ended:
+                    self._finish(trial, error and not (last.get(mid) or {}).get("ended"), member=(mid, cfg),
+                                 result=last.get(mid) or {})
+            return
+        if member is not None:
+            if member[0] in self.ended:
+                return
+            self.ended.add(member[0])
+        result = (trial.last_result or {}) if result is None else result
         status = trial_status(result, self.full_budget, error)
         ts = int(time.time() * 1000)
         text = ""
@@ -429,7 +467,7 @@ class MlflowTrialCallback(Callback):
                 pass
 
         def op():
-            run_id = self._run_for(trial)
+            run_id = self._run_for(trial, member)
             c = self.w.c
             c.set_tag(run_id, STATUS, status)
             c.log_metric(run_id, "budget_used", float(result.get("epoch", 0) or 0), timestamp=ts)
