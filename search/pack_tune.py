@@ -181,7 +181,7 @@ def pack_searcher_class():
 class Rungs:
     """Tune's asynchronous successive halving rule (one bracket, as ``ASHAScheduler``) applied to members.
 
-    Milestones ``grace_period * rf**i`` below ``max_t``. The first time a member reports at or past a milestone it
+    Milestones ``grace_period * rf**i`` up to ``max_t`` (a member reporting ``max_t`` epochs has ended). The first time a member reports at or past a milestone it
     has not been recorded at (largest milestone first), its value is compared with the cutoff of the values already
     recorded there (the ``(1 - 1/rf)`` percentile, signs flipped for ``min``) and recorded; below the cutoff it is
     stopped. This is ``ray.tune.schedulers.async_hyperband._Bracket.on_result``'s rule, kept per member."""
@@ -191,28 +191,30 @@ class Rungs:
             raise ConfigError(f"mode must be min or max, got {mode!r}")
         self.sign = 1.0 if mode == "max" else -1.0
         self.rf, self.max_t = float(reduction_factor), int(max_t)
-        self.milestones: list[int] = []
-        m = float(grace_period)
-        while m < max_t:
-            self.milestones.append(int(m))
-            m *= self.rf
-        self.recorded: dict[int, dict[str, float]] = {m: {} for m in self.milestones}
+        # the milestones exactly as _Bracket computes them (floats; the last may equal max_t, where a member ends)
+        n = int(math.log(max_t / grace_period) / math.log(self.rf) + 1)
+        self.milestones: list[float] = [grace_period * self.rf ** k for k in reversed(range(n))]
+        self.recorded: dict[float, dict[str, float]] = {m: {} for m in self.milestones}
 
     def cutoff(self, values: list[float]) -> float | None:
         import numpy as np
 
         if not values:
             return None
-        return float(np.nanpercentile(values, (1 - 1 / self.rf) * 100))
+        import warnings
+
+        with warnings.catch_warnings():  # all-NaN at a rung gives NaN (no stop), as Tune's cutoff does
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return float(np.nanpercentile(values, (1 - 1 / self.rf) * 100))
 
     def report(self, results: dict[str, tuple[int, float]]) -> list[str]:
         """``{member: (epoch, metric)}`` -> the members to stop now (in the order given)."""
         stop = []
         for mid, (epoch, value) in results.items():
             v = self.sign * float(value)
-            if not math.isfinite(v):
-                v = -math.inf
-            for m in sorted(self.milestones, reverse=True):
+            if epoch >= self.max_t:  # the full budget: the member ends there (ASHA stops it without recording)
+                continue
+            for m in self.milestones:  # largest first
                 if epoch < m or mid in self.recorded[m]:
                     continue
                 c = self.cutoff(list(self.recorded[m].values()))
@@ -330,12 +332,14 @@ def train_pack(config: dict[str, Any], *, data_dir: str | None = None, device: s
                 m.update(ended=1, end_reason="diverged")
             latest[mid] = m
         if table is not None:
-            live = {mid: (int(m[EPOCH]), float(m[metric])) for mid, m in got.items() if not m.get(DIVERGED)}
+            # diverged members too, at their worst value, as Tune's ASHA sees a diverged trial's last report
             import ray
 
-            for mid in ray.get(table.report.remote(live)):
-                pack.drop(mid)
-                latest[mid].update(ended=1, end_reason="stopped")
+            seen = {mid: (int(latest[mid][EPOCH]), float(latest[mid][metric])) for mid in got}
+            for mid in ray.get(table.report.remote(seen)):
+                if mid in pack.alive:
+                    pack.drop(mid)
+                    latest[mid].update(ended=1, end_reason="stopped")
         for mid in list(latest):
             if mid not in pack.alive and not latest[mid].get("ended"):
                 latest[mid].update(ended=1, end_reason=str(pack.ended.get(mid, "ended")))
