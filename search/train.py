@@ -183,6 +183,11 @@ class Trainer:
         """Train one epoch, validate, keep the best-validation weights; the metrics a trial reports."""
         t0 = time.perf_counter()
         train = self.train_epoch()
+        return self.epoch_metrics(train, t0)
+
+    def epoch_metrics(self, train: dict[str, float], t0: float) -> dict[str, Any]:
+        """After an epoch of training (``train``: its metrics; ``t0``: when it began): validate, keep the
+        best-validation weights, and return the epoch's metrics (a trial pack calls this for each member)."""
         val = self.evaluate("val")
         out = {EPOCH: self.epoch, **train, **{val_key(k): v for k, v in val.items()},
                NUM_PARAMS: self.num_params, "epoch_seconds": time.perf_counter() - t0}
