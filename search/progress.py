@@ -52,8 +52,36 @@ def rungs(grace_period: int, reduction_factor: float, max_t: int) -> set[int]:
     return out
 
 
+class _Member:
+    """A member of a trial pack seen as a trial (``search.pack_tune``): its lines read as an ordinary trial's."""
+
+    def __init__(self, pack, mid: str, config: dict, result: dict | None):
+        self.trial_id, self.config, self.last_result = mid, config, result or {}
+        self.status, self.error_file = pack.status, getattr(pack, "error_file", None)
+
+
+def _members(trial) -> list[_Member] | None:
+    from .pack_tune import MEMBERS, members_of
+
+    ms = members_of(getattr(trial, "config", None))
+    if ms is None:
+        return None
+    last = (getattr(trial, "last_result", None) or {}).get(MEMBERS) or {}
+    return [_Member(trial, mid, cfg, last.get(mid)) for mid, cfg in ms]
+
+
+def _expand(trials) -> list:
+    out = []
+    for t in trials:
+        ms = _members(t)
+        out.extend(ms if ms is not None else [t])
+    return out
+
+
 class ProgressCallback(_Base):
-    """Prints trial events, a progress line every ``interval`` seconds and one at the end."""
+    """Prints trial events, a progress line every ``interval`` seconds and one at the end.
+
+    A trial pack's members are shown as the trials they are (one line each, numbered in turn)."""
 
     def __init__(self, *, metric: str, mode: str, num_samples: int, budget: int, searched: tuple[str, ...] = (),
                  scheduler: str = "asha", rung_epochs: set[int] | None = None, phase: str = "",
@@ -98,6 +126,11 @@ class ProgressCallback(_Base):
 
     # ---- Tune callback hooks -------------------------------------------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
+        ms = _members(trial)
+        if ms is not None:
+            for m in ms:
+                self.on_trial_start(iteration, trials, m, **info)
+            return
         if self.phase:  # confirmation runs repeat a known configuration: their end is what matters
             self._label(trial)
             return
@@ -105,6 +138,18 @@ class ProgressCallback(_Base):
         self._out(f"{self._label(trial)} started" + (f": {cfg}" if cfg else ""))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        ms = _members(trial)
+        if ms is not None:
+            ep = int(result.get("epoch", 0) or 0)
+            for m in ms:
+                r = (result.get("members") or {}).get(m.trial_id)
+                if r is None or m.trial_id in self.done or int(r.get("epoch", 0) or 0) != ep:
+                    continue
+                m.last_result = r
+                self.on_trial_result(iteration, trials, m, r, **info)
+                if r.get("ended"):  # stopped by the rung table, or diverged: its end is said now
+                    self.on_trial_complete(iteration, trials, m, **info)
+            return
         ep = int(result.get("epoch", result.get("training_iteration", 0)) or 0)
         self.epochs[trial.trial_id] = ep
         if result.get("diverged"):
@@ -116,6 +161,12 @@ class ProgressCallback(_Base):
             self._out(f"{self._label(trial)} epoch {ep} (rung): {self.metric} {v:.4g}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        ms = _members(trial)
+        if ms is not None:
+            for m in ms:
+                if m.trial_id not in self.done:
+                    self.on_trial_complete(iteration, trials, m, **info)
+            return
         self.done.add(trial.trial_id)
         result = trial.last_result or {}
         if result.get("diverged"):  # said when it was reported
@@ -133,6 +184,12 @@ class ProgressCallback(_Base):
             self._out(f"{self._label(trial)} stopped by {self.scheduler} at epoch {ep}: {val}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        ms = _members(trial)
+        if ms is not None:
+            for m in ms:
+                if m.trial_id not in self.done:
+                    self.on_trial_error(iteration, trials, m, **info)
+            return
         self.done.add(trial.trial_id)
         from .tracking import failure_reason
 
@@ -154,6 +211,7 @@ class ProgressCallback(_Base):
 
     # ---- the progress line ---------------------------------------------------------------------------------------
     def progress_line(self, trials) -> str:
+        trials = _expand(trials)  # a pack's members count as the trials they are
         # a trial that just completed may still say RUNNING while the callbacks run: count it by our own record
         done = len(self.done | {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")})
         running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in self.done)

@@ -91,3 +91,34 @@ def test_confirmation_lines_name_the_seed():
     cb.on_trial_complete(0, [t], t)
     lines = [ln.split("] ", 1)[1] for ln in out.getvalue().splitlines()]
     assert lines == ["confirm #1 lstm seed 2 finished 3 epochs: val_loss 0.5 (best so far)"]
+
+
+def test_pack_members_are_shown_as_trials():
+    """A trial pack prints one line per member, numbered as trials, and its members count in the progress line."""
+    from search.pack_tune import pack_config
+
+    out = io.StringIO()
+    cb = ProgressCallback(metric="val_loss", mode="min", num_samples=3, budget=3, searched=("lr",),
+                          rung_epochs=rungs(1, 3, 3), stream=out, interval=1e9)
+    p = types.SimpleNamespace(trial_id="p", config=pack_config([("p_m0", {"model": "rnn", "lr": 0.1}),
+                                                                 ("p_m1", {"model": "rnn", "lr": 0.2}),
+                                                                 ("p_m2", {"model": "rnn", "lr": 0.3})]),
+                              status="RUNNING", last_result={}, error_file=None)
+    cb.on_trial_start(0, [p], p)
+    r1 = {"epoch": 1, "val_loss": 0.2, "members": {
+        "p_m0": {"epoch": 1, "val_loss": 0.2}, "p_m1": {"epoch": 1, "val_loss": 0.5, "ended": 1},
+        "p_m2": {"epoch": 1, "diverged": 1, "diverged_reason": "non-finite loss", "ended": 1}}}
+    p.last_result = r1
+    cb.on_trial_result(0, [p], p, r1)
+    assert cb.progress_line([p]).startswith("progress: 2/3 done, 1 running, 0 pending")
+    r3 = {"epoch": 3, "val_loss": 0.1, "members": {**r1["members"], "p_m0": {"epoch": 3, "val_loss": 0.1}}}
+    cb.on_trial_result(0, [p], p, r3)
+    p.status, p.last_result = "TERMINATED", r3
+    cb.on_trial_complete(0, [p], p)
+    lines = [ln.split("] ", 1)[1] for ln in out.getvalue().splitlines()]
+    assert lines[:3] == ["#1 rnn started: lr=0.1", "#2 rnn started: lr=0.2", "#3 rnn started: lr=0.3"]
+    assert "#2 rnn stopped by ASHA at epoch 1: val_loss 0.5" in lines
+    assert "#3 rnn diverged at epoch 1: non-finite loss" in lines
+    assert lines[-1] == "#1 rnn finished 3 epochs: val_loss 0.1 (best so far)"
+    assert len(lines) == 8  # 3 started, 2 rung lines (epoch 1), stopped, diverged, finished
+    assert cb.progress_line([p]).startswith("progress: 3/3 done, 0 running, 0 pending | best val_loss 0.1")
