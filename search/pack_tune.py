@@ -238,6 +238,58 @@ def start_rungs(sweep: str, **kw):
     return actor
 
 
+# ---- memory ------------------------------------------------------------------------------------------------------
+ACTIVATION_FACTOR = 24  # tensors of width H saved per step and layer by a packed step loop (gates, states, vmap)
+
+
+def pack_bytes(pack) -> int:
+    """An upper estimate of a pack's memory: weights, gradients and two optimiser slots per member, and the
+    activations one update keeps for backward (batch x steps x width x layers x ``ACTIVATION_FACTOR`` per member)."""
+    import torch
+
+    first = next(iter(pack.members.values()))
+    n = len(pack.alive or pack.ids)
+    params = sum(p.numel() * p.element_size() for p in first.model.parameters())
+    batch = next(iter(first._batches("train", 0)))
+    x = batch.x
+    B, T = int(x.shape[0]), int(x.shape[1]) if x.dim() > 1 else 1
+    width = max([int(first.hidden_size or 0)] + [int(getattr(c, "output_size", 0)) for c in first.model.cells()])
+    layers = max(1, len(first.model.cells()))
+    elem = torch.finfo(torch.get_default_dtype()).bits // 8
+    return n * (4 * params + B * T * width * layers * ACTIVATION_FACTOR * elem)
+
+
+def free_bytes(device) -> int | None:
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return int(torch.cuda.mem_get_info(dev)[0])
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_pack_memory(pack, fraction: float | None = None) -> None:
+    """Refuse a pack whose estimate (:func:`pack_bytes`) exceeds 80% of the device's free memory (or of its share
+    ``fraction`` of a GPU), in one line that says which --pack would fit."""
+    import torch
+
+    need = pack_bytes(pack)
+    free = free_bytes(pack.device)
+    if free is None:
+        return
+    if fraction and torch.device(pack.device).type == "cuda":
+        free = min(free, int(fraction * torch.cuda.get_device_properties(pack.device).total_memory))
+    room = int(0.8 * free)
+    if need > room:
+        n = len(pack.alive or pack.ids)
+        fit = max(1, int(room // max(1, need // n)))
+        raise ConfigError(f"a pack of {n} members needs about {need / 2**30:.2f} GiB, {free / 2**30:.2f} GiB free on "
+                          f"{pack.device}: use --pack {fit} or fewer")
+
+
 # ---- the trainable -------------------------------------------------------------------------------------------
 def save_pack(pack, directory: str | Path) -> None:
     """Each member's trainer state as an ordinary trial checkpoint (``members/<id>/``, with its digest), and the
@@ -308,6 +360,7 @@ def train_pack(config: dict[str, Any], *, data_dir: str | None = None, device: s
         torch.cuda.set_per_process_memory_fraction(float(gpu_memory_fraction))
     ids = [m for m, _ in members]
     pack = PackTrainer([to_config(dict(c), rename) for _, c in members], data_dir=data_dir, device=device, ids=ids)
+    check_pack_memory(pack, gpu_memory_fraction)
     ckpt = tune.get_checkpoint()
     if ckpt is not None:
         with ckpt.as_directory() as d:

@@ -45,3 +45,16 @@ def test_member_checkpoint_is_a_trial_checkpoint(tmp_path):
     f.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match="damaged or truncated"):
         load_pack(PackTrainer(MEMBERS, ids=["a", "b", "c"]), tmp_path)
+
+
+def test_memory_check_refuses_a_pack_too_big(monkeypatch):
+    from rnns.errors import ConfigError
+    from search import pack_tune
+
+    p = PackTrainer(MEMBERS, ids=["a", "b", "c"])
+    need = pack_tune.pack_bytes(p)
+    assert need > 3 * 4 * sum(t.numel() for t in p.members["a"].model.parameters())
+    pack_tune.check_pack_memory(p)  # a few MB: fits
+    monkeypatch.setattr(pack_tune, "free_bytes", lambda device: int(need * 0.9))
+    with pytest.raises(ConfigError, match=r"a pack of 3 members needs about .* GiB free on cpu: use --pack 2 or fewer"):
+        pack_tune.check_pack_memory(p)
