@@ -367,8 +367,18 @@ def reproduce(c, task: str, model: str | None, seeds: int | None, tolerance: flo
     rows, ok = [], True
     for s in recorded:
         cfg = {**rec["config"], "seed": s["seed"]}
-        tr = Trainer(cfg, data_dir=data_dir, device=device)
-        tr.fit()
+        if rec.get("packed"):
+            # recorded from a member of a trial pack: trained again the same way, as a pack of one (a member's
+            # training does not depend on its pack mates; a single trial's fast kernels round differently)
+            from .pack import PackTrainer
+
+            p = PackTrainer([cfg], data_dir=data_dir, device=device)
+            while p.alive and p.epoch < p.epochs:
+                p.run_epoch()
+            tr = p.members[p.ids[0]]
+        else:
+            tr = Trainer(cfg, data_dir=data_dir, device=device)
+            tr.fit()
         got = tr.best["val"][metric.removeprefix("val_")]
         want = s[metric]
         diff = abs(got - want)

@@ -881,7 +881,9 @@ def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_n
               "config": {k: v for k, v in config.items() if k != "seed"}, "seeds": per_seed,
               "val_mean": val[0], "val_se": val[1], "test_mean": metrics.get(f"test_{metric_name}_mean"),
               "test_se": metrics.get(f"test_{metric_name}_se"), "sweep": name,
-              "code_version": T.git_commit(REPO_ROOT)}
+              "code_version": T.git_commit(REPO_ROOT),
+              # trained as a member of a trial pack (vmapped step loops): reproduce trains it the same way
+              "packed": any(bool(r.get("member")) for r in runs)}
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "best_config.json"
         p.write_text(json.dumps(record, indent=2, default=str))

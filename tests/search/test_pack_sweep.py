@@ -84,6 +84,11 @@ def test_packed_grid_sweep_records_what_an_unpacked_one_does(local_ray, tmp_path
         runs = _trial_runs(c, s["experiment_id"], name)
         assert len(runs) == 4
         recs[pack] = {r.data.params["lr"]: r for r in runs}
+        if pack == 2:  # the best member reproduced from its record, exactly (it is trained as a pack of one)
+            from search.results import reproduce
+
+            text, ok = reproduce(c, "copy_nnrnn", "rnn", 1, 0.0, None, sweep=name)
+            assert ok, text
     assert set(recs[1]) == set(recs[2])
     for lr, a in recs[1].items():
         b = recs[2][lr]
