@@ -794,10 +794,16 @@ def confirm_and_tag(c, *, uri, exp_id, parent, name, storage, space, rows, model
 
     shown = progress_callbacks(exp.verbose, metric=metric, mode=mode, num_samples=len(points), budget=budget,
                                space=space, scheduler="fifo", phase="confirm")
-    results = run_tuner(trainable_kw=trainable_kw, param_space=preset_space(points),
-                        search_alg=BasicVariantGenerator(points_to_evaluate=points, max_concurrent=exp.max_concurrent),
-                        scheduler=FIFOScheduler(), num_samples=len(points), exp=exp, name=name + "-confirm",
-                        storage=storage, callbacks=[cb, *shown], metric=metric, mode=mode)
+    tune_points = points
+    if exp.pack > 1:  # the candidates' seeds share shapes: they train as packs too
+        from .pack_tune import group_points
+
+        tune_points = group_points(points, exp.pack)
+    results = run_tuner(trainable_kw=trainable_kw, param_space=preset_space(tune_points),
+                        search_alg=BasicVariantGenerator(points_to_evaluate=tune_points,
+                                                         max_concurrent=exp.max_concurrent),
+                        scheduler=FIFOScheduler(), num_samples=len(tune_points), exp=exp, name=name + "-confirm",
+                        storage=storage, callbacks=[cb, *shown], metric=metric, mode=mode, packed=exp.pack > 1)
     crow = _result_rows(results)
     best: dict[str, Any] = {}
     for m, cfgs in candidates.items():

@@ -44,7 +44,7 @@ def test_packed_tpe_asha_sweep_records_members_as_trials(local_ray, tmp_path):
 
     uri = f"sqlite:///{tmp_path}/mlruns.db"
     s = run_sweep(Experiment(space="demo/copy", models=("rnn",), num_samples=6, scheduler="asha", searcher="tpe",
-                             max_budget=3, confirm_top=1, confirm_seeds=1, storage=str(tmp_path / "res"),
+                             max_budget=3, confirm_top=1, confirm_seeds=2, storage=str(tmp_path / "res"),
                              mlflow_uri=uri, name="packed", overrides=SMALL, verbose=0, max_failures=0,
                              max_concurrent=2, pack=3))
     assert s["trials"] == 6 and s["counts"]["finished"] + s["counts"]["diverged"] == 6, s["counts"]
@@ -63,6 +63,9 @@ def test_packed_tpe_asha_sweep_records_members_as_trials(local_ray, tmp_path):
             assert len(hist) < 3
     assert any(r.data.tags["rnnsweep.status"] == "completed" for r in runs)
     assert "rnn" in s["best"] and math.isfinite(s["best"]["rnn"]["test_mean"])
+    confirm = c.search_runs([s["experiment_id"]], filter_string="tags.`rnnsweep.kind` = 'confirm'")
+    assert len(confirm) == 2 and len({r.data.tags["rnnsweep.pack"] for r in confirm}) == 1  # two seeds, one pack
+    assert s["best"]["rnn"]["packed"] and len(s["best"]["rnn"]["seeds"]) == 2
 
 
 def test_packed_grid_sweep_records_what_an_unpacked_one_does(local_ray, tmp_path):
