@@ -124,3 +124,31 @@ def test_members_are_optuna_trials_with_the_fidelity_rule():
             break
         rest.append(c)
     assert sum(len(members_of(c)) for c in rest) + len(m1) + len(m2) == 5
+
+
+def test_pack_searcher_state_survives_a_restore(tmp_path):
+    """Tune saves the searcher beside the experiment and restores it on --resume: members drawn but not yet
+    packed, the packs handed out and the wrapped Optuna study all come back."""
+    from search.algorithms import build_searcher
+    from search.sweep import sweep_space
+    from spaces.registry import get_space
+
+    run_space = sweep_space(get_space("demo/copy"), 3, {}, 0)
+
+    def make():
+        lim, _, _ = build_searcher("tpe", run_space, ("rnn", "lstm"), metric="val_loss", mode="min", seed=0,
+                                   full_budget=3, max_concurrent=4, num_samples=8, pack=3)
+        lim.set_search_properties("val_loss", "min", {})
+        return lim
+
+    a = make()
+    first = [a.suggest(f"p{i}") for i in range(2)]
+    a.searcher.save(str(tmp_path / "searcher.pkl"))
+    cont_a = [a.searcher.suggest(f"p{i}") for i in range(2, 5)]
+    b = make()
+    b.searcher.restore(str(tmp_path / "searcher.pkl"))
+    cont_b = [b.searcher.suggest(f"p{i}") for i in range(2, 5)]
+    assert cont_a == cont_b  # the same members, ids and parameters after the restore
+    assert cont_a[-1] == "FINISHED"
+    ids = [m for c in first + cont_a if isinstance(c, dict) for m, _ in members_of(c)]
+    assert len(ids) == len(set(ids)) == 8
