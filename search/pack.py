@@ -26,6 +26,7 @@ Trainer had after construction.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -155,13 +156,44 @@ class PackTrainer:
         self.device = first.device
         self.epochs = first.epochs
         self.epoch = 0
-        self.base = first.model  # the module vmap calls functionally (its own tensors are swapped out)
+        # the module vmap calls functionally (its tensors are swapped for the stacked ones); a copy, so that a cell
+        # whose forward vmap cannot trace can be switched to its step-loop reference here without touching member 0
+        self.base = copy.deepcopy(first.model)
         self.alive: list[str] = list(ids)
         self.ended: dict[str, str] = {}
         self._names = [n for n, _ in self.base.named_parameters()]
         self._bnames = [n for n, _ in self.base.named_buffers()]
         self._extra = {i: _Extra(tr.model) for i, tr in self.members.items() if tr.model.extra_loss() is not None}
         self._restack()
+        self._probe()
+
+    def _probe(self) -> None:
+        """Run one tiny vmapped forward and backward (one sequence per member). A cell whose path vmap cannot trace
+        (a fused nn.LSTM/nn.GRU kernel, a custom autograd function without a vmap rule) is switched to its step-loop
+        ``step_reference`` in the pack's functional copy; a cell that has none is refused by name."""
+        tr = self.members[self.alive[0]]
+        x = next(iter(tr._batches("train", 0))).x[:1]
+        xs = torch.stack([x] * len(self.alive))
+        rng = torch.get_rng_state()
+        try:
+            for attempt in range(2):
+                try:
+                    out, _ = self._forward(xs, None)
+                    _sum_floats(out).backward()
+                    return
+                except (RuntimeError, NotImplementedError) as e:
+                    err = e
+                    if attempt == 0 and _use_step_reference(self.base):
+                        continue
+                    break
+            cells = ", ".join(sorted({type(c).__name__ for c in self.base.cells()}))
+            why = (str(err).splitlines() or [type(err).__name__])[0][:200]
+            raise ConfigError(f"model {tr.split.model!r} ({cells}) cannot run in a trial pack under torch.func.vmap "
+                              f"({why}); run it unpacked (--pack 1)")
+        finally:
+            for P in self.P.values():
+                P.grad = None
+            torch.set_rng_state(rng)
 
     # ---- stacking ----------------------------------------------------------------------------------------------
     def _params(self, i: str) -> dict[str, nn.Parameter]:
@@ -342,7 +374,8 @@ class PackTrainer:
         bad = []
         for k, i in enumerate(self.alive):
             finite = all(bool(torch.isfinite(self.P[n][k]).all()) for n in self._names)
-            if not finite or not math.isfinite(vals[k]) or vals[k] > self.members[i].max_loss:
+            v = vals[k]  # -inf: no update yet
+            if not finite or math.isnan(v) or v == math.inf or v > self.members[i].max_loss:
                 bad.append(i)
         return bad
 
@@ -394,6 +427,24 @@ class PackTrainer:
         self.ended = dict(sd["ended"])
         self.epoch = int(sd["epoch"])
         self._restack()
+
+
+def _use_step_reference(model: nn.Module) -> bool:
+    """Switch every cell of ``model`` that runs a fused torch RNN module (nn.LSTM, nn.GRU: no vmap rule) to its
+    ``step_reference`` step loop (the same maths, plain autograd). True when any cell was switched."""
+    switched = False
+    for c in model.modules():
+        if (hasattr(c, "step_reference") and any(isinstance(m, nn.RNNBase) for m in c.modules())
+                and c.forward != c.step_reference):
+            c.forward = c.step_reference
+            switched = True
+    return switched
+
+
+def _sum_floats(out) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out.sum() if out.is_floating_point() else out.new_zeros((), dtype=torch.get_default_dtype())
+    return sum((_sum_floats(o) for o in out), torch.zeros(()))
 
 
 def _index_state(state, idx: torch.Tensor):
