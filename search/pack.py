@@ -99,7 +99,7 @@ def _module_attrs(model: nn.Module) -> dict[str, str]:
     return out
 
 
-def _shape_spec(tr: Trainer) -> dict[str, Any]:
+def shape_spec(tr: Trainer) -> dict[str, Any]:
     m = tr.model
     return {
         **{f"param {n}": (tuple(p.shape), str(p.dtype), p.requires_grad) for n, p in m.named_parameters()},
@@ -144,10 +144,11 @@ class PackTrainer:
             self.members[i] = tr
             sd = tr.state_dict()
             self._rng[i] = (sd["torch_rng"], sd["numpy_rng"], sd["python_rng"])
-        ref = _shape_spec(self.members[ids[0]])
+        ref = shape_spec(self.members[ids[0]])
         for i in ids[1:]:
-            spec = _shape_spec(self.members[i])
-            diff = sorted(k for k in set(ref) | set(spec) if ref.get(k) != spec.get(k))
+            spec = shape_spec(self.members[i])
+            diff = sorted((k for k in set(ref) | set(spec) if ref.get(k) != spec.get(k)),
+                          key=lambda k: (not k.startswith(("param ", "buffer ")), k))  # shapes first
             if diff:
                 show = "; ".join(f"{k}: {ref.get(k)} vs {spec.get(k)}" for k in diff[:4])
                 raise ConfigError(f"pack members {ids[0]!r} and {i!r} differ in shape or forward function "
