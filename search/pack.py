@@ -208,10 +208,13 @@ class PackTrainer:
         self.P: dict[str, torch.Tensor] = {}
         self.B: dict[str, torch.Tensor] = {}
         self._bdims: dict[str, int | None] = {}
+        self._mp: dict[str, list[tuple[str, nn.Parameter]]] = {}
         if not self.alive:
             return
         mp = {i: self._params(i) for i in self.alive}
         mb = {i: self._buffers(i) for i in self.alive}
+        # (name, parameter) of each alive member, in stack order: the step loop reads these, not named_parameters()
+        self._mp = {i: [(n, mp[i][n]) for n in self._names] for i in self.alive}
         for n in self._names:
             req = mp[self.alive[0]][n].requires_grad
             P = torch.stack([mp[i][n].detach() for i in self.alive]).requires_grad_(req)
@@ -336,12 +339,12 @@ class PackTrainer:
                 for k, i in enumerate(self.alive):
                     tr = self.members[i]
                     tr.optimizer.zero_grad(set_to_none=True)
-                    for name, p in self._params(i).items():
+                    for name, p in self._mp[i]:
                         g = self.P[name].grad
                         if g is not None:
                             p.grad = g[k]
                     if tr.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(tr.model.parameters(), tr.grad_clip)
+                        torch.nn.utils.clip_grad_norm_([p for _, p in self._mp[i]], tr.grad_clip)
                     tr.optimizer.step()
             except RuntimeError:
                 # as Trainer.train_epoch: a non-finite loss not read yet can make a later op fail; the members
