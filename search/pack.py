@@ -29,9 +29,11 @@ from __future__ import annotations
 import copy
 import json
 import math
+import random
 import time
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
@@ -176,6 +178,7 @@ class PackTrainer:
         x = next(iter(tr._batches("train", 0))).x[:1]
         xs = torch.stack([x] * len(self.alive))
         rng = torch.get_rng_state()
+        saved = {n: b.clone() for n, b in self.B.items()}  # the probe must not move BatchNorm's running statistics
         try:
             for attempt in range(2):
                 try:
@@ -194,6 +197,9 @@ class PackTrainer:
         finally:
             for P in self.P.values():
                 P.grad = None
+            with torch.no_grad():
+                for n, b in saved.items():
+                    self.B[n].copy_(b)
             torch.set_rng_state(rng)
 
     # ---- stacking ----------------------------------------------------------------------------------------------
@@ -327,29 +333,18 @@ class PackTrainer:
             if len(batches) < len(self.alive):
                 break
             xs = torch.stack([batches[i].x for i in self.alive])
+            values = None
             try:
                 out, new_state = self._forward(xs, state)
                 losses = [self._member_loss(k, i, out, batches[i]) for k, i in enumerate(self.alive)]
                 values = torch.stack([l.detach().to(torch.float64) for l in losses])
-                total = total + values
-                worst = torch.maximum(worst, values)  # maximum propagates NaN
                 for P in self.P.values():
                     P.grad = None
                 torch.stack(losses).sum().backward()
-                for k, i in enumerate(self.alive):
-                    tr = self.members[i]
-                    tr.optimizer.zero_grad(set_to_none=True)
-                    for name, p in self._mp[i]:
-                        g = self.P[name].grad
-                        if g is not None:
-                            p.grad = g[k]
-                    if tr.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_([p for _, p in self._mp[i]], tr.grad_clip)
-                    tr.optimizer.step()
             except RuntimeError:
-                # as Trainer.train_epoch: a non-finite loss not read yet can make a later op fail; the members
-                # whose loss (or weights) went bad end, and the step is retried for the others
-                dead = self._bad_members(worst)
+                # as Trainer.train_epoch: a non-finite loss or weights can make an op fail (a solve on NaN
+                # weights); the members that went bad end, and the step is retried for the others (none stepped)
+                dead = self._bad_members(worst if values is None else torch.maximum(worst, values))
                 if not dead:
                     raise
                 for i in dead:
@@ -357,10 +352,33 @@ class PackTrainer:
                 remove(dead)
                 iters = {i: _chain_first(batches[i], iters[i]) for i in self.alive}
                 continue
+            total = total + values
+            worst = torch.maximum(worst, values)  # maximum propagates NaN: one NaN step is never forgotten
+            failed = []
+            for k, i in enumerate(self.alive):
+                tr = self.members[i]
+                tr.optimizer.zero_grad(set_to_none=True)
+                for name, p in self._mp[i]:
+                    g = self.P[name].grad
+                    if g is not None:
+                        p.grad = g[k]
+                try:
+                    if tr.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_([p for _, p in self._mp[i]], tr.grad_clip)
+                    tr.optimizer.step()
+                except RuntimeError:
+                    # this member's step failed (its loss is checked next); the others step as usual
+                    if i not in self._bad_members(worst, only=i):
+                        raise
+                    failed.append(i)
+            state = detach_state(new_state) if spec.stateful else None
+            if failed:
+                for i in failed:
+                    diverged[i] = f"non-finite training loss or weights at epoch {self.members[i].epoch + 1}"
+                remove(failed)
             for i in self.alive:
                 if self.members[i].scheduler is not None:
                     self.members[i].scheduler.step()
-            state = detach_state(new_state) if spec.stateful else None
             n += 1
             if n % check_every == 0:
                 check()
@@ -373,10 +391,12 @@ class PackTrainer:
             train[i] = {TRAIN_LOSS: sums[k] / max(n, 1)}
         return train, diverged
 
-    def _bad_members(self, worst: torch.Tensor) -> list[str]:
+    def _bad_members(self, worst: torch.Tensor, only: str | None = None) -> list[str]:
         vals = worst.tolist()
         bad = []
         for k, i in enumerate(self.alive):
+            if only is not None and i != only:
+                continue
             finite = all(bool(torch.isfinite(self.P[n][k]).all()) for n in self._names)
             v = vals[k]  # -inf: no update yet
             if not finite or math.isnan(v) or v == math.inf or v > self.members[i].max_loss:
@@ -419,12 +439,14 @@ class PackTrainer:
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         if list(sd.get("ids", [])) != self.ids:
             raise ConfigError(f"pack checkpoint holds members {sd.get('ids')}, this pack has {self.ids}")
-        rng = torch.get_rng_state()
+        rng = (torch.get_rng_state(), np.random.get_state(), random.getstate())
         for i in self.ids:
             msd = sd["members"][i]
             self.members[i].load_state_dict(msd)  # copies into the (stacked) tensors in place
             self._rng[i] = (msd["torch_rng"], msd["numpy_rng"], msd["python_rng"])
-        torch.set_rng_state(rng)
+        torch.set_rng_state(rng[0])  # a member's RNG states are its own; the pack's process keeps its own
+        np.random.set_state(rng[1])
+        random.setstate(rng[2])
         for i in list(self.alive):
             if i not in sd["alive"]:
                 self._end(i, sd["ended"].get(i, "stopped"))

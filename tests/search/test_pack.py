@@ -27,6 +27,9 @@ CELL_MEMBERS = {
               {"lr_orth": 3e-4, "delta": 1.0, "Tdecay": 1e-2}],
     "ur_lstm": [{}, {}, {}],
     "lru": [{"r_min": 0.5}, {"r_min": 0.9, "lr_factor": 0.5}, {"max_phase": 3.14}],
+    # minimal-LRU's block: pre-norm BatchNorm (running statistics are stacked buffers), GLU, AdamW, warmup + cosine
+    "lru_residual": [{"model": "lru", "block": "residual", "norm": "batch", "embed_dim": 6, "schedule": "cosine",
+                      "warmup_epochs": 0.5, "r_min": 0.5, "optimizer": "adamw"}] * 3,
 }
 COMMON_MEMBERS = [{"lr": 1e-3, "seed": 1}, {"lr": 3e-3, "seed": 2, "grad_clip": 0.05},
                   {"lr": 2e-3, "seed": 3, "optimizer": "adam", "weight_decay": 1e-3}]
@@ -34,6 +37,18 @@ COMMON_MEMBERS = [{"lr": 1e-3, "seed": 1}, {"lr": 3e-3, "seed": 2, "grad_clip": 
 
 def configs(cell, **over):
     return [{**BASE, "model": cell, **COMMON_MEMBERS[k], **CELL_MEMBERS[cell][k], **over} for k in range(3)]
+
+
+def test_pack_keeps_batchnorm_statistics_per_member(float64):
+    cfgs = configs("lru_residual")
+    pk = PackTrainer(cfgs, device="cpu")
+    pk.run_epoch()
+    singles, _ = run_singles(cfgs, 1)
+    for k, i in enumerate(pk.ids):
+        mine, theirs = pk.members[i].model.state_dict(), singles[k].model.state_dict()
+        rm = [n for n in theirs if n.endswith("running_mean")]
+        assert rm and all(torch.allclose(mine[n], theirs[n], rtol=1e-10, atol=0) for n in rm)
+        assert int(mine[rm[0].replace("running_mean", "num_batches_tracked")]) == BASE["updates"]
 
 
 @pytest.fixture
