@@ -26,11 +26,14 @@ Trainer had after construction.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
+import random
 import time
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
@@ -98,7 +101,7 @@ def _module_attrs(model: nn.Module) -> dict[str, str]:
     return out
 
 
-def _shape_spec(tr: Trainer) -> dict[str, Any]:
+def shape_spec(tr: Trainer) -> dict[str, Any]:
     m = tr.model
     return {
         **{f"param {n}": (tuple(p.shape), str(p.dtype), p.requires_grad) for n, p in m.named_parameters()},
@@ -143,10 +146,11 @@ class PackTrainer:
             self.members[i] = tr
             sd = tr.state_dict()
             self._rng[i] = (sd["torch_rng"], sd["numpy_rng"], sd["python_rng"])
-        ref = _shape_spec(self.members[ids[0]])
+        ref = shape_spec(self.members[ids[0]])
         for i in ids[1:]:
-            spec = _shape_spec(self.members[i])
-            diff = sorted(k for k in set(ref) | set(spec) if ref.get(k) != spec.get(k))
+            spec = shape_spec(self.members[i])
+            diff = sorted((k for k in set(ref) | set(spec) if ref.get(k) != spec.get(k)),
+                          key=lambda k: (not k.startswith(("param ", "buffer ")), k))  # shapes first
             if diff:
                 show = "; ".join(f"{k}: {ref.get(k)} vs {spec.get(k)}" for k in diff[:4])
                 raise ConfigError(f"pack members {ids[0]!r} and {i!r} differ in shape or forward function "
@@ -155,13 +159,48 @@ class PackTrainer:
         self.device = first.device
         self.epochs = first.epochs
         self.epoch = 0
-        self.base = first.model  # the module vmap calls functionally (its own tensors are swapped out)
+        # the module vmap calls functionally (its tensors are swapped for the stacked ones); a copy, so that a cell
+        # whose forward vmap cannot trace can be switched to its step-loop reference here without touching member 0
+        self.base = copy.deepcopy(first.model)
         self.alive: list[str] = list(ids)
         self.ended: dict[str, str] = {}
         self._names = [n for n, _ in self.base.named_parameters()]
         self._bnames = [n for n, _ in self.base.named_buffers()]
         self._extra = {i: _Extra(tr.model) for i, tr in self.members.items() if tr.model.extra_loss() is not None}
         self._restack()
+        self._probe()
+
+    def _probe(self) -> None:
+        """Run one tiny vmapped forward and backward (one sequence per member). A cell whose path vmap cannot trace
+        (a fused nn.LSTM/nn.GRU kernel, a custom autograd function without a vmap rule) is switched to its step-loop
+        ``step_reference`` in the pack's functional copy; a cell that has none is refused by name."""
+        tr = self.members[self.alive[0]]
+        x = next(iter(tr._batches("train", 0))).x[:1]
+        xs = torch.stack([x] * len(self.alive))
+        rng = torch.get_rng_state()
+        saved = {n: b.clone() for n, b in self.B.items()}  # the probe must not move BatchNorm's running statistics
+        try:
+            for attempt in range(2):
+                try:
+                    out, _ = self._forward(xs, None)
+                    _sum_floats(out).backward()
+                    return
+                except (RuntimeError, NotImplementedError) as e:
+                    err = e
+                    if attempt == 0 and _use_step_reference(self.base):
+                        continue
+                    break
+            cells = ", ".join(sorted({type(c).__name__ for c in self.base.cells()}))
+            why = (str(err).splitlines() or [type(err).__name__])[0][:200]
+            raise ConfigError(f"model {tr.split.model!r} ({cells}) cannot run in a trial pack under torch.func.vmap "
+                              f"({why}); run it unpacked (--pack 1)")
+        finally:
+            for P in self.P.values():
+                P.grad = None
+            with torch.no_grad():
+                for n, b in saved.items():
+                    self.B[n].copy_(b)
+            torch.set_rng_state(rng)
 
     # ---- stacking ----------------------------------------------------------------------------------------------
     def _params(self, i: str) -> dict[str, nn.Parameter]:
@@ -175,10 +214,13 @@ class PackTrainer:
         self.P: dict[str, torch.Tensor] = {}
         self.B: dict[str, torch.Tensor] = {}
         self._bdims: dict[str, int | None] = {}
+        self._mp: dict[str, list[tuple[str, nn.Parameter]]] = {}
         if not self.alive:
             return
         mp = {i: self._params(i) for i in self.alive}
         mb = {i: self._buffers(i) for i in self.alive}
+        # (name, parameter) of each alive member, in stack order: the step loop reads these, not named_parameters()
+        self._mp = {i: [(n, mp[i][n]) for n in self._names] for i in self.alive}
         for n in self._names:
             req = mp[self.alive[0]][n].requires_grad
             P = torch.stack([mp[i][n].detach() for i in self.alive]).requires_grad_(req)
@@ -291,29 +333,18 @@ class PackTrainer:
             if len(batches) < len(self.alive):
                 break
             xs = torch.stack([batches[i].x for i in self.alive])
+            values = None
             try:
                 out, new_state = self._forward(xs, state)
                 losses = [self._member_loss(k, i, out, batches[i]) for k, i in enumerate(self.alive)]
                 values = torch.stack([l.detach().to(torch.float64) for l in losses])
-                total = total + values
-                worst = torch.maximum(worst, values)  # maximum propagates NaN
                 for P in self.P.values():
                     P.grad = None
                 torch.stack(losses).sum().backward()
-                for k, i in enumerate(self.alive):
-                    tr = self.members[i]
-                    tr.optimizer.zero_grad(set_to_none=True)
-                    for name, p in self._params(i).items():
-                        g = self.P[name].grad
-                        if g is not None:
-                            p.grad = g[k]
-                    if tr.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(tr.model.parameters(), tr.grad_clip)
-                    tr.optimizer.step()
             except RuntimeError:
-                # as Trainer.train_epoch: a non-finite loss not read yet can make a later op fail; the members
-                # whose loss (or weights) went bad end, and the step is retried for the others
-                dead = self._bad_members(worst)
+                # as Trainer.train_epoch: a non-finite loss or weights can make an op fail (a solve on NaN
+                # weights); the members that went bad end, and the step is retried for the others (none stepped)
+                dead = self._bad_members(worst if values is None else torch.maximum(worst, values))
                 if not dead:
                     raise
                 for i in dead:
@@ -321,10 +352,33 @@ class PackTrainer:
                 remove(dead)
                 iters = {i: _chain_first(batches[i], iters[i]) for i in self.alive}
                 continue
+            total = total + values
+            worst = torch.maximum(worst, values)  # maximum propagates NaN: one NaN step is never forgotten
+            failed = []
+            for k, i in enumerate(self.alive):
+                tr = self.members[i]
+                tr.optimizer.zero_grad(set_to_none=True)
+                for name, p in self._mp[i]:
+                    g = self.P[name].grad
+                    if g is not None:
+                        p.grad = g[k]
+                try:
+                    if tr.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_([p for _, p in self._mp[i]], tr.grad_clip)
+                    tr.optimizer.step()
+                except RuntimeError:
+                    # this member's step failed (its loss is checked next); the others step as usual
+                    if i not in self._bad_members(worst, only=i):
+                        raise
+                    failed.append(i)
+            state = detach_state(new_state) if spec.stateful else None
+            if failed:
+                for i in failed:
+                    diverged[i] = f"non-finite training loss or weights at epoch {self.members[i].epoch + 1}"
+                remove(failed)
             for i in self.alive:
                 if self.members[i].scheduler is not None:
                     self.members[i].scheduler.step()
-            state = detach_state(new_state) if spec.stateful else None
             n += 1
             if n % check_every == 0:
                 check()
@@ -337,12 +391,15 @@ class PackTrainer:
             train[i] = {TRAIN_LOSS: sums[k] / max(n, 1)}
         return train, diverged
 
-    def _bad_members(self, worst: torch.Tensor) -> list[str]:
+    def _bad_members(self, worst: torch.Tensor, only: str | None = None) -> list[str]:
         vals = worst.tolist()
         bad = []
         for k, i in enumerate(self.alive):
+            if only is not None and i != only:
+                continue
             finite = all(bool(torch.isfinite(self.P[n][k]).all()) for n in self._names)
-            if not finite or not math.isfinite(vals[k]) or vals[k] > self.members[i].max_loss:
+            v = vals[k]  # -inf: no update yet
+            if not finite or math.isnan(v) or v == math.inf or v > self.members[i].max_loss:
                 bad.append(i)
         return bad
 
@@ -382,18 +439,38 @@ class PackTrainer:
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         if list(sd.get("ids", [])) != self.ids:
             raise ConfigError(f"pack checkpoint holds members {sd.get('ids')}, this pack has {self.ids}")
-        rng = torch.get_rng_state()
+        rng = (torch.get_rng_state(), np.random.get_state(), random.getstate())
         for i in self.ids:
             msd = sd["members"][i]
             self.members[i].load_state_dict(msd)  # copies into the (stacked) tensors in place
             self._rng[i] = (msd["torch_rng"], msd["numpy_rng"], msd["python_rng"])
-        torch.set_rng_state(rng)
+        torch.set_rng_state(rng[0])  # a member's RNG states are its own; the pack's process keeps its own
+        np.random.set_state(rng[1])
+        random.setstate(rng[2])
         for i in list(self.alive):
             if i not in sd["alive"]:
                 self._end(i, sd["ended"].get(i, "stopped"))
         self.ended = dict(sd["ended"])
         self.epoch = int(sd["epoch"])
         self._restack()
+
+
+def _use_step_reference(model: nn.Module) -> bool:
+    """Switch every cell of ``model`` that runs a fused torch RNN module (nn.LSTM, nn.GRU: no vmap rule) to its
+    ``step_reference`` step loop (the same maths, plain autograd). True when any cell was switched."""
+    switched = False
+    for c in model.modules():
+        if (hasattr(c, "step_reference") and any(isinstance(m, nn.RNNBase) for m in c.modules())
+                and c.forward != c.step_reference):
+            c.forward = c.step_reference
+            switched = True
+    return switched
+
+
+def _sum_floats(out) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out.sum() if out.is_floating_point() else out.new_zeros((), dtype=torch.get_default_dtype())
+    return sum((_sum_floats(o) for o in out), torch.zeros(()))
 
 
 def _index_state(state, idx: torch.Tensor):
