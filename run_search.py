@@ -132,6 +132,11 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="list each task's files, verify checksums, prepare caches")
     d.add_argument("--data-dir", default=None)
     d.add_argument("--prepare", action="store_true", help="also build caches (e.g. MNIST decompressed)")
+    for q in (s, b, c, r, sp, d):
+        q.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                       help="a Python file registering own cells, tasks or spaces (repeatable; docs/plugins.md)")
+    sub.choices["tasks"].add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                                      help="a Python file registering own cells, tasks or spaces (repeatable)")
     return p
 
 
@@ -149,7 +154,8 @@ def cmd_sweep(a) -> int:
                      data_dir=os.path.abspath(os.path.expanduser(a.data_dir)) if a.data_dir else None,
                      confirm_top=a.confirm_top, confirm_seeds=a.confirm_seeds, published_only=a.published_only,
                      resume=a.resume, max_failures=a.max_failures, overrides=_overrides(a.set),
-                     verbose=0 if a.quiet else (2 if a.verbose else 1), pack=a.pack)
+                     verbose=0 if a.quiet else (2 if a.verbose else 1), pack=a.pack,
+                     plugins=tuple(os.path.abspath(os.path.expanduser(p)) for p in a.plugin))
     if exp.resume and not exp.name:
         raise ConfigError("--resume needs the --name of the sweep to continue")
     summary = run_sweep(exp)
@@ -312,6 +318,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(k, v)
     a = parser().parse_args(argv)
     try:
+        if getattr(a, "plugin", None):
+            from search.plugins import load_plugins, read_plugins
+
+            load_plugins(read_plugins(a.plugin))
         return COMMANDS[a.cmd](a)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)

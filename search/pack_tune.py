@@ -339,7 +339,7 @@ def member_checkpoint_dir(directory: str | Path, member: str) -> Path:
 
 def train_pack(config: dict[str, Any], *, data_dir: str | None = None, device: str | None = None,
                cpus_per_trial: int | None = 1, gpu_memory_fraction: float | None = None,
-               rename: dict[str, str] | None = None, rungs: str | None = None, **_ignored) -> None:
+               rename: dict[str, str] | None = None, rungs: str | None = None, plugins=(), **_ignored) -> None:
     """Tune function trainable of a pack (bind the keyword arguments with ``tune.with_parameters``)."""
     import torch
     from ray import tune
@@ -354,7 +354,10 @@ def train_pack(config: dict[str, Any], *, data_dir: str | None = None, device: s
         from .trainable import train_trial
 
         return train_trial(config, data_dir=data_dir, device=device, cpus_per_trial=cpus_per_trial,
-                           gpu_memory_fraction=gpu_memory_fraction, rename=rename)
+                           gpu_memory_fraction=gpu_memory_fraction, rename=rename, plugins=plugins)
+    from .plugins import load_plugins
+
+    load_plugins(plugins)
     _threads(cpus_per_trial)
     if gpu_memory_fraction and torch.cuda.is_available():
         torch.cuda.set_per_process_memory_fraction(float(gpu_memory_fraction))

@@ -77,6 +77,7 @@ class Experiment:
     # members per trial pack (search.pack_tune): configurations of one shape trained as one batched model in one
     # trial, each member still its own trial for the searcher, the rung table and MLflow; 1 = one per trial
     pack: int = 1
+    plugins: tuple[str, ...] = ()  # plugin files (search.plugins): own cells, tasks and spaces, shipped to the trials
 
 
 class Interrupted(KeyboardInterrupt):
@@ -170,6 +171,9 @@ def load_space(name: str):
 
 def validate(exp: Experiment):
     """Everything that can be checked before Ray or MLflow start; returns (space, models, budget)."""
+    from .plugins import load_plugins, read_plugins
+
+    load_plugins(read_plugins(exp.plugins))  # before the space: a plugin may define it
     space = load_space(exp.space)
     models = tuple(exp.models) or tuple(space.models)
     for m in models:
@@ -613,8 +617,13 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             c.update_run(parent, status="RUNNING")
 
         _tag_data_checksums(c, parent, space, exp)
+        from .plugins import read_plugins, record
+
+        plugins = read_plugins(exp.plugins)
+        if not exp.resume:
+            record(c, parent, plugins)
         rename = rename_map(run_space)
-        trainable_kw = dict(data_dir=exp.data_dir, cpus_per_trial=int(max(1, exp.cpus_per_trial)),
+        trainable_kw = dict(data_dir=exp.data_dir, cpus_per_trial=int(max(1, exp.cpus_per_trial)), plugins=plugins,
                             gpu_memory_fraction=exp.gpu_memory_fraction, rename=rename,
                             mutable=pbt_mutable(run_space) if exp.scheduler == "pbt" else ())
         # --published-only: exactly the seed points, which every searcher runs first

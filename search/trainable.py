@@ -93,13 +93,18 @@ def load_checkpoint(trainer: Trainer, directory: str | Path, mutable: tuple[str,
 
 def train_trial(config: dict[str, Any], *, data_dir: str | None = None, device: str | None = None,
                 cpus_per_trial: int | None = 1, gpu_memory_fraction: float | None = None,
-                rename: dict[str, str] | None = None, mutable: tuple[str, ...] = ()) -> None:
+                rename: dict[str, str] | None = None, mutable: tuple[str, ...] = (), plugins=()) -> None:
     """Tune function trainable (bind the keyword arguments with ``tune.with_parameters``).
+
+    ``plugins``: the sweep's plugin files (:mod:`search.plugins`), loaded before the model is built.
 
     ``mutable``: keys PBT mutates; a checkpoint exploited from another trial may differ from this config in them.
     """
     from ray import tune
 
+    from .plugins import load_plugins
+
+    load_plugins(plugins)
     _threads(cpus_per_trial)
     if gpu_memory_fraction and torch.cuda.is_available():
         # trials sharing a GPU through fractional resources each get a hard slice of its memory

@@ -45,6 +45,20 @@ def spaces() -> dict[str, Space]:
     return _SPACES
 
 
+def register_space(space: Space, source: str = "") -> None:
+    """Add a space defined outside the package (a plugin's ``SPACES``), validated now; one line when it is not a
+    Space, reuses a name, or fails validation."""
+    reg = spaces()
+    where = f" (from {source})" if source else ""
+    if not isinstance(space, Space):
+        raise ConfigError(f"SPACES{where} holds a {type(space).__name__}, not a spaces.base.Space")
+    if space.name in reg and reg[space.name] is not space:
+        raise ConfigError(f"space {space.name!r}{where} already exists; give it another name")
+    validate(space)
+    reg[space.name] = space
+    _VALID.add(space.name)
+
+
 def get_space(name: str, *, check: bool = True) -> Space:
     """The space called ``name`` (``paper/task``), validated on first load unless ``check`` is False."""
     reg = spaces()
