@@ -56,8 +56,22 @@ def run_pack(modules, xs, h0s, randomness="error", seed=None):
     # the loss of every member, with its own weighting: summed over members
     total = sum(_loss(_index(y, k), _index(state, k), 321 + k) for k in range(K))
     inputs = [X, *_flat(H0)] + [p for p in params.values() if p.requires_grad]
+    run_pack.last_graph = graph_names(total)
     grads = torch.autograd.grad(total, inputs, allow_unused=True)
     return y, state, grads, [n for n, p in params.items() if p.requires_grad]
+
+
+def graph_names(t: torch.Tensor) -> set[str]:
+    """Names of every autograd node behind ``t``."""
+    seen, names, todo = set(), set(), [t.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        names.add(type(fn).__name__)
+        todo.extend(f for f, _ in fn.next_functions)
+    return names
 
 
 def run_singles(modules, xs, h0s, monkeypatch, reference: bool, seed=None):
@@ -104,10 +118,13 @@ def _index(state, k):
     return type(state)(_index(s, k) for s in state)
 
 
-def check_pack(modules, xs, h0s, monkeypatch, tol, randomness="error", seed=None, reference=True):
+def check_pack(modules, xs, h0s, monkeypatch, tol, randomness="error", seed=None, reference=True, kernel=None):
     """vmap pack == K single fast calls (and == the K references): outputs, final states, gradients w.r.t. the
-    inputs, the initial states and every parameter."""
+    inputs, the initial states and every parameter. ``kernel``: the member-batched autograd Function the pack must
+    have run (its backward node in the graph), so that a silent fallback to the reference loop fails the test."""
     y, state, grads, names = run_pack(modules, xs, h0s, randomness, seed)
+    if kernel is not None:
+        assert f"{kernel}Backward" in run_pack.last_graph, (kernel, sorted(run_pack.last_graph))
     assert torch.isfinite(y).all(), "the test's inputs make the cell diverge: make them smaller"
     labels = ["x"] + [f"h0[{i}]" for i in range(len(_flat(h0s[0]) if h0s is not None else []))] + names
     for ref in ([False, True] if reference else [False]):
