@@ -27,6 +27,7 @@ def _loss(y, state, gen_seed=321):
     gen = torch.Generator().manual_seed(gen_seed)
     total = 0
     for t in [y, *_flat(state)]:
+        t = torch.view_as_real(t) if t.is_complex() else t  # the LRU's state is complex
         w = torch.randn(t.shape, dtype=t.dtype, generator=gen)
         total = total + (t * w).sum()
     return total

@@ -23,6 +23,7 @@ PACKABLE = [
     ("srnn_nn", {"rho": "n"}), ("linear_rnn", {}),
     ("ur_lstm", {}), ("r_lstm", {"forget_bias": 0.5}), ("u_lstm", {}), ("lstm", {}), ("lstm", {"chrono": 5}),
     ("gru", {}), ("ur_lstm", {"dropout": 0.3}), ("lstm", {"dropout": 0.3}), ("gru", {"dropout": 0.3}),
+    ("lru", {}), ("diag_rnn", {}),
 ]
 
 
@@ -34,6 +35,8 @@ def kernel_of(name):
         return "LSTMFunctionPacked"
     if name == "gru":
         return "GRUFunctionPacked"
+    if name in ("lru", "diag_rnn"):
+        return "_DiagBPTT"  # the same Function, called once on the members folded into the batch
     return "ElmanBPTTPacked"
 
 
@@ -59,7 +62,7 @@ def state_like(cell, dtype, k, scale=0.3):
 
     def rand(t):
         if isinstance(t, torch.Tensor):
-            return scale * torch.randn(t.shape, dtype=dtype, generator=gen)
+            return scale * torch.randn(t.shape, dtype=t.dtype, generator=gen)
         return type(t)(rand(u) for u in t)
 
     return [rand(s) for _ in range(k)]
