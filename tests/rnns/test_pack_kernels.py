@@ -81,3 +81,34 @@ def test_cell_pack_equals_singles(name, opts, dtype, tol, monkeypatch):
     check_pack(cells, xs, state_like(cells[0], dtype, K, scale), monkeypatch, tol,
                randomness="same" if dropout else "error", seed=5 if dropout else None,
                reference=dtype == torch.float64, kernel=kernel_of(name))
+
+
+MODEL_CELLS = sorted({n for n, _ in PACKABLE})
+
+
+@pytest.mark.parametrize("name", MODEL_CELLS)
+def test_model_pack_equals_singles(name, monkeypatch):
+    """vmap(functional_call(SequenceModel)) inside packed() == K single models (two stacked layers, every step's
+    output read out), float64."""
+    opts = {"rho": "alpha", "seq_len": T} if name.startswith("srnn") else {}
+    models = []
+    for s in range(K):
+        torch.manual_seed(200 + s)
+        models.append(SequenceModel(name, D, 2, "all", hidden_size=H, num_layers=2, **opts).double())
+    xs = 0.3 * torch.randn(K, B, T, D, dtype=torch.float64)
+    check_pack(models, xs, None, monkeypatch, 1e-10, kernel=kernel_of(name))
+
+
+def test_nested_vmap_fails_clearly():
+    """A second vmap around the pack's is refused with a clear error, never a wrong answer."""
+    cells = members("rnn", {}, torch.float64, 2)
+    from torch.func import functional_call, stack_module_state
+
+    params, buffers = stack_module_state(cells)
+
+    def one(p, x):
+        return functional_call(cells[0], (p, buffers), (x,))[0]
+
+    x = torch.randn(2, 2, B, T, D, dtype=torch.float64)
+    with packed(), pytest.raises(RuntimeError, match="second functorch transform"):
+        vmap(vmap(one, in_dims=(None, 0)), in_dims=(0, 0))(params, x)
