@@ -15,6 +15,12 @@ def candidate_masks(p: float, T: int, B: int, n: int, like: torch.Tensor) -> tor
     """Inverted-dropout masks (T, B, n) with values 0 or 1 / (1 - p), one fresh mask per step; None when p = 0."""
     if p <= 0:
         return None
+    from .base import in_pack
+
+    if in_pack():
+        # under the pack's vmap (randomness="different") an in-place draw into an unbatched tensor is refused; the
+        # out-of-place draw gives every member its own masks (the single trials' stream is left as it was)
+        return torch.bernoulli(torch.full((T, B, n), 1 - p, dtype=like.dtype, device=like.device)).div_(1 - p)
     return torch.empty(T, B, n, dtype=like.dtype, device=like.device).bernoulli_(1 - p).div_(1 - p)
 
 

@@ -88,8 +88,13 @@ def run_singles(modules, xs, h0s, monkeypatch, reference: bool, seed=None):
             for t in _flat(h0):
                 t.requires_grad_()
         if seed is not None:
-            torch.manual_seed(seed)  # each member draws the masks the pack draws once for all (randomness="same")
-        y, state = m(x, h0)
+            # each member draws the masks the pack draws once for all (randomness="same"): inside packed(), so
+            # that the same (out-of-place) draw is used, see rnns.gated_fast.candidate_masks
+            torch.manual_seed(seed)
+            with packed():
+                y, state = m(x, h0)
+        else:
+            y, state = m(x, h0)
         total = _loss(y, state, 321 + k)
         ps = [p for p in m.parameters() if p.requires_grad]
         grads.append(torch.autograd.grad(total, [x, *_flat(h0), *ps], allow_unused=True))

@@ -112,3 +112,14 @@ def test_nested_vmap_fails_clearly():
     x = torch.randn(2, 2, B, T, D, dtype=torch.float64)
     with packed(), pytest.raises(RuntimeError, match="second functorch transform"):
         vmap(vmap(one, in_dims=(None, 0)), in_dims=(0, 0))(params, x)
+
+
+@pytest.mark.parametrize("name", ["ur_lstm", "lstm", "gru"])
+def test_dropout_masks_differ_per_member(name):
+    """With randomness "different" (search.pack) every member draws its own candidate-dropout masks: identical
+    members on identical inputs give different outputs, through the member-batched kernel."""
+    cells = members(name, {"dropout": 0.3}, torch.float64, 1) * 3
+    xs = torch.randn(1, B, T, D, dtype=torch.float64).expand(3, B, T, D)
+    y, _, _, _ = run_pack(cells, xs, None, randomness="different")
+    assert f"{kernel_of(name)}Backward" in run_pack.last_graph
+    assert not torch.allclose(y[0], y[1]) and not torch.allclose(y[1], y[2])
