@@ -33,6 +33,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .vmap_rules import apply as _apply, plain_twin
+
 IDENTITY, TANH, RELU, MODRELU = 0, 1, 2, 3
 PLAIN, SCALED, GATED = 0, 1, 2  # h = phi(a); h = r_t phi(a); h = (1 - exp(-r_t a)) phi(a) (stair exp-alpha)
 
@@ -266,6 +268,7 @@ class ElmanBPTT(torch.autograd.Function):
         ux, W, h0, b, scales, kind, gated = inputs
         hs, pre = output
         ctx.mark_non_differentiable(pre)
+        ctx.set_materialize_grads(False)  # no zero gradient is built for ``pre``
         ctx.kind, ctx.mode = kind, _mode(scales, gated)
         empty = ux.new_empty(0)
         bb = b if (kind == MODRELU and b is not None) else empty
@@ -276,6 +279,7 @@ class ElmanBPTT(torch.autograd.Function):
     def backward(ctx, ghs: Tensor, _gpre):
         pre, hs, h0, W, bb, ss = ctx.saved_tensors
         need_scales = ctx.mode != PLAIN and ctx.needs_input_grad[4]
+        ghs = torch.zeros_like(hs) if ghs is None else ghs
         gux, gW, gh0, gb, gs = _KERNELS["backward"](ghs.contiguous(), pre, hs, h0, W.contiguous(), bb, ss, ctx.kind,
                                                     ctx.mode, need_scales)
         n = ctx.needs_input_grad
@@ -306,6 +310,7 @@ class ElmanBPTTPacked(torch.autograd.Function):
         hs, pre = _KERNELS["forward_packed"](ux, W.contiguous(), h0.contiguous(), bb, ss, kind, mode)
         ctx.kind, ctx.mode = kind, mode
         ctx.mark_non_differentiable(pre)
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(pre, hs, h0, W, bb, ss)
         return hs, pre
 
@@ -314,6 +319,7 @@ class ElmanBPTTPacked(torch.autograd.Function):
     def backward(ctx, ghs, _gpre):
         pre, hs, h0, W, bb, ss = ctx.saved_tensors
         need_scales = ctx.mode != PLAIN and ctx.needs_input_grad[4]
+        ghs = torch.zeros_like(hs) if ghs is None else ghs
         gux, gW, gh0, gb, gs = _KERNELS["backward_packed"](ghs.contiguous(), pre, hs, h0.contiguous(),
                                                            W.contiguous(), bb, ss, ctx.kind, ctx.mode, need_scales)
         n = ctx.needs_input_grad
@@ -328,11 +334,14 @@ class ElmanBPTTPacked(torch.autograd.Function):
                            "vmapped (nested vmap is not supported)")
 
 
+_ElmanBPTTPlain = plain_twin(ElmanBPTT)  # outside functorch transforms (rnns.vmap_rules.plain_twin)
+
+
 def elman_recurrence(ux: Tensor, W: Tensor, h0: Tensor, kind: int, b: Optional[Tensor] = None,
                      scales: Optional[Tensor] = None, gated: bool = False) -> Tensor:
     """All states (T, B, H) of h_t = r_t phi(a_t) (or, ``gated``, (1 - exp(-r_t a_t)) phi(a_t)),
     a_t = u_t + h_{t-1} W; ux (T, B, H) time-major."""
-    return ElmanBPTT.apply(ux, W, h0, b, scales, kind, gated)[0]
+    return _apply(ElmanBPTT, _ElmanBPTTPlain, ux, W, h0, b, scales, kind, gated)[0]
 
 
 use_torchscript(True)  # measured 1.1-1.4x faster than the same loops in Python (docs/deviations/rnns-orthogonal.md)

@@ -39,6 +39,8 @@ from typing import List, Optional
 
 from torch import Tensor
 
+from .vmap_rules import apply as _apply, plain_twin
+
 warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*is deprecated", category=FutureWarning)
 
 
@@ -278,6 +280,7 @@ class _LSTMLike(torch.autograd.Function):
         xp, h0, c0, w_hh, masks = inputs
         saved = output[2:]
         ctx.mark_non_differentiable(*saved)
+        ctx.set_materialize_grads(False)  # no zero gradients are built for the saved buffers
         ctx.save_for_backward(w_hh, masks, *saved)
 
     @classmethod
@@ -314,6 +317,7 @@ class _LSTMLikePacked(torch.autograd.Function):
         with _plain_interpreter():
             out = cls._forward(xp, h0, c0, w_hh, masks)
         ctx.mark_non_differentiable(*out)
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(w_hh, masks, *out)
         H, C = out[0], out[1]
         return (H[1:], C[-1], *out)
@@ -485,6 +489,7 @@ class GRUFunction(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         xp, h0, w_hh, b_hh, masks = inputs
         ctx.mark_non_differentiable(*output[1:])
+        ctx.set_materialize_grads(False)  # no zero gradients are built for the saved buffers
         ctx.save_for_backward(w_hh, masks, *output[1:])
 
     @staticmethod
@@ -493,6 +498,7 @@ class GRUFunction(torch.autograd.Function):
         w_hh, masks, H, RZ, N, HN = ctx.saved_tensors
         T, B, d = N.shape
         z, kn, KH = _gru_coefficients(H, RZ, N, HN, masks)
+        dY = torch.zeros_like(N) if dY is None else dY
         with _plain_interpreter():
             DH, DHP, dh0 = _gru_backward_loop(dY.contiguous(), z.contiguous(), KH, w_hh)
         # d xp = d hp on the r and z slots; on the n slot d n~ = dh kn (d hp_n carries the extra factor r)
@@ -523,6 +529,7 @@ class GRUFunctionPacked(torch.autograd.Function):
         with _plain_interpreter():
             out = _gru_forward_packed(xp, h0, w_hh, b_hh.unsqueeze(1).contiguous(), masks)
         ctx.mark_non_differentiable(*out)
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(w_hh, masks, *out)
         return (out[0][1:], *out)
 
@@ -533,6 +540,7 @@ class GRUFunctionPacked(torch.autograd.Function):
         T, Km, B, d = N.shape
         z, kn, KH = (t.unflatten(1, (Km, B)) for t in
                      _gru_coefficients(*[_flat_members(t) for t in (H, RZ, N, HN, masks)]))
+        dY = torch.zeros_like(N) if dY is None else dY
         with _plain_interpreter():
             DH, DHP, dh0 = _gru_backward_loop_packed(dY.contiguous(), z.contiguous(), KH, w_hh)
         dxp = torch.cat([DHP[..., :2 * d], DH * kn], -1)
@@ -693,12 +701,17 @@ class RRU1Function(torch.autograd.Function):
 
 # ----------------------------------------------------------------------------------------------- entry points
 
+# outside functorch transforms the old-style twins run (no per-call argument binding; rnns.vmap_rules.plain_twin)
+_LSTMFunctionPlain = plain_twin(LSTMFunction)
+_RefineFunctionPlain = plain_twin(RefineFunction)
+_GRUFunctionPlain = plain_twin(GRUFunction)
+
 
 def lstm_fast(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor,
               masks: Tensor | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """Standard LSTM (gate order i, f, g, o), x (B, T, D) batch first; bias = b_ih + b_hh. -> (y (B, T, d), (h, c))."""
     xp = torch.nn.functional.linear(x.transpose(0, 1), w_ih, bias)  # (T, B, 4d), one GEMM for every step
-    Y, cT = LSTMFunction.apply(xp, h0, c0, w_hh, masks)[:2]
+    Y, cT = _apply(LSTMFunction, _LSTMFunctionPlain, xp, h0, c0, w_hh, masks)[:2]
     return Y.transpose(0, 1), (Y[-1], cT)
 
 
@@ -707,7 +720,7 @@ def refine_fast(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b
     """UR/R-LSTM (gate order f, r, u, o), x (B, T, D). -> (y (B, T, d), (h, c))."""
     shift = torch.cat([b_f, -b_f, b_f.new_zeros(2 * b_f.shape[0])])
     xp = torch.nn.functional.linear(x.transpose(0, 1), w_ih, bias + shift)
-    Y, cT = RefineFunction.apply(xp, h0, c0, w_hh, masks)[:2]
+    Y, cT = _apply(RefineFunction, _RefineFunctionPlain, xp, h0, c0, w_hh, masks)[:2]
     return Y.transpose(0, 1), (Y[-1], cT)
 
 
@@ -715,7 +728,7 @@ def gru_fast(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_
              masks: Tensor | None) -> tuple[Tensor, Tensor]:
     """nn.GRU's cell (r, z, n), x (B, T, D). -> (y (B, T, d), h)."""
     xp = torch.nn.functional.linear(x.transpose(0, 1), w_ih, b_ih)
-    Y = GRUFunction.apply(xp, h0, w_hh, b_hh, masks)[0]
+    Y = _apply(GRUFunction, _GRUFunctionPlain, xp, h0, w_hh, b_hh, masks)[0]
     return Y.transpose(0, 1), Y[-1]
 
 

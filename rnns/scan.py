@@ -30,6 +30,7 @@ from torch.autograd.function import once_differentiable
 
 from .base import use_reference
 from .errors import unknown
+from .vmap_rules import apply as _apply, plain_twin
 
 Tensor = torch.Tensor
 
@@ -234,6 +235,9 @@ class _DiagBPTT(torch.autograd.Function):
         return out.view(K, B, T, N), 0
 
 
+_DiagBPTTPlain = plain_twin(_DiagBPTT)  # outside functorch transforms (rnns.vmap_rules.plain_twin)
+
+
 def linear_scan_bptt(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
     """The sequential loop with an explicit backward through time (one autograd node for the whole recurrence).
 
@@ -251,7 +255,7 @@ def linear_scan_bptt(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
     bb = b.to(dtype).contiguous()
     zero = bb.new_zeros(bb.shape[0], bb.shape[2])
     h = zero if h0 is None else h0.to(dtype) + zero
-    return _DiagBPTT.apply(a.to(dtype).contiguous(), bb, h)
+    return _apply(_DiagBPTT, _DiagBPTTPlain, a.to(dtype).contiguous(), bb, h)
 
 
 def linear_scan_loop(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
