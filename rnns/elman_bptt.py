@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .vmap_rules import apply as _apply, plain_twin
+from .vmap_rules import apply as _apply, plain_twin, refuse_transformed_backward
 
 IDENTITY, TANH, RELU, MODRELU = 0, 1, 2, 3
 PLAIN, SCALED, GATED = 0, 1, 2  # h = phi(a); h = r_t phi(a); h = (1 - exp(-r_t a)) phi(a) (stair exp-alpha)
@@ -277,6 +277,7 @@ class ElmanBPTT(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, ghs: Tensor, _gpre):
+        refuse_transformed_backward((ghs,), "ElmanBPTT")
         pre, hs, h0, W, bb, ss = ctx.saved_tensors
         need_scales = ctx.mode != PLAIN and ctx.needs_input_grad[4]
         ghs = torch.zeros_like(hs) if ghs is None else ghs

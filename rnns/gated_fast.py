@@ -39,7 +39,7 @@ from typing import List, Optional
 
 from torch import Tensor
 
-from .vmap_rules import apply as _apply, plain_twin
+from .vmap_rules import apply as _apply, plain_twin, refuse_transformed_backward
 
 warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*is deprecated", category=FutureWarning)
 
@@ -286,6 +286,7 @@ class _LSTMLike(torch.autograd.Function):
     @classmethod
     @torch.autograd.function.once_differentiable
     def backward(cls, ctx, dY, dcT, *_saved_grads):
+        refuse_transformed_backward((dY, dcT), cls.__name__)
         w_hh, masks, *saved = ctx.saved_tensors
         K, A, Fc = cls._coefficients(*saved, masks)
         dY = torch.zeros_like(A) if dY is None else dY
@@ -495,6 +496,7 @@ class GRUFunction(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dY, *_saved_grads):
+        refuse_transformed_backward((dY,), "GRUFunction")
         w_hh, masks, H, RZ, N, HN = ctx.saved_tensors
         T, B, d = N.shape
         z, kn, KH = _gru_coefficients(H, RZ, N, HN, masks)

@@ -30,7 +30,7 @@ from torch.autograd.function import once_differentiable
 
 from .base import use_reference
 from .errors import unknown
-from .vmap_rules import apply as _apply, plain_twin
+from .vmap_rules import apply as _apply, plain_twin, refuse_transformed_backward
 
 Tensor = torch.Tensor
 
@@ -218,6 +218,7 @@ class _DiagBPTT(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_out: Tensor):
+        refuse_transformed_backward((g_out,), "linear_scan_bptt")
         a, out, h0 = ctx.saved_tensors
         gb, ga, gh0 = _BPTT["backward"](g_out.contiguous(), a, out, h0)
         n = ctx.needs_input_grad

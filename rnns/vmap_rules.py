@@ -37,6 +37,19 @@ def members_first(info, in_dims, args, what: str) -> tuple[list, int]:
     return out, K
 
 
+def refuse_transformed_backward(grads, what: str) -> None:
+    """Raise a clear error when a fast path's backward is reached under a functorch transform (``vmap`` over
+    ``torch.func.grad``: the transform calls the single-sequence backward with batched tensors, which its scripted
+    loops cannot take)."""
+    from torch._C import _functorch
+
+    if any(isinstance(g, torch.Tensor) and _functorch.is_functorch_wrapped_tensor(g) for g in grads):
+        raise RuntimeError(
+            f"{what}: its backward ran under a functorch transform (vmap over torch.func.grad / jacrev?); the "
+            "explicit-BPTT fast paths support one vmap over trial-pack members with ordinary autograd outside it "
+            "(loss.backward()). Use that, or RNNSWEEP_REFERENCE_CELLS=1")
+
+
 def plain_twin(fn_cls: type) -> type:
     """An old-style (``forward(ctx, ...)``) autograd Function running ``fn_cls``'s forward, setup_context and
     backward, for calls outside any functorch transform.

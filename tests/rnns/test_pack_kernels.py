@@ -123,3 +123,21 @@ def test_dropout_masks_differ_per_member(name):
     y, _, _, _ = run_pack(cells, xs, None, randomness="different")
     assert f"{kernel_of(name)}Backward" in run_pack.last_graph
     assert not torch.allclose(y[0], y[1]) and not torch.allclose(y[1], y[2])
+
+
+@pytest.mark.parametrize("name", ["rnn", "ur_lstm", "gru", "lru"])
+def test_vmap_over_grad_fails_clearly(name):
+    """vmap over torch.func.grad would hand the single-sequence backward batched tensors: refused with a clear
+    error (the pack uses ordinary autograd outside its vmap)."""
+    from torch.func import functional_call, grad, stack_module_state
+
+    cells = members(name, {}, torch.float64)
+    params, buffers = stack_module_state(cells)
+
+    def loss(p, x):
+        y = functional_call(cells[0], (p, buffers), (x,))[0]
+        return y.real.square().sum() if y.is_complex() else y.square().sum()
+
+    x = torch.randn(K, B, T, D, dtype=torch.float64)
+    with packed(), pytest.raises(RuntimeError, match="backward ran under a functorch transform"):
+        vmap(grad(loss))(params, x)
