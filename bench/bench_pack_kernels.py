@@ -38,6 +38,21 @@ from bench._common import command_line, machine, md_table, median, stamp, write_
 from rnns.base import packed  # noqa: E402
 from rnns.model import SequenceModel  # noqa: E402
 
+LIMITS = """What a pack can save on a CPU: the fixed cost of every op (dispatch, autograd node, interpreter step),
+paid once per step for K members instead of K times. It cannot save the work itself: each member has its own
+recurrent matrix, so a step is K independent (B x H) x (H x nH) products (one ``baddbmm``, about as many flops
+as K ``addmm``), K times the elementwise work, and K times the activations (at B10 T200 H128 a (T, K, B, 4H)
+float32 buffer is 33 MB against 4 MB for one trial, out of cache). Where a single trial's step is already
+dominated by flops and bytes rather than per-op overhead (H >= 128, the gated cells with their 4H-wide
+products), the pack runs at about the speed of K single trials or slower (the layout copies between the
+vmap's member-first tensors and the kernels' time-first buffers come on top). It pays where per-op overhead
+dominates (small H, cells whose single path is many small ops). ``lstm``, ``u_lstm`` and ``gru`` compare
+against ATen's fused ``nn.LSTM``/``nn.GRU`` for the singles (vmap has no batching rule for them, so the pack
+runs the explicit-BPTT loop): the pack loses for ``lstm``/``u_lstm``; CPU ``nn.GRU`` is itself slow in
+training, so the pack wins for ``gru``. The issue's >= 3x target counts trial-epochs per second of whole
+trials, including the K - 1 trial start-ups a pack saves (bench/bench_pack.py measures that); this table is the
+training step alone. Not measured on a GPU (none lent), where per-step launch cost is what packing amortises."""
+
 CELLS = ("rnn", "rnn_orth", "exprnn", "nnrnn", "srnn", "linear_rnn", "ur_lstm", "r_lstm", "u_lstm", "lstm", "gru",
          "lru", "diag_rnn")
 POINTS = ("10x50x64", "10x200x128")
@@ -157,7 +172,8 @@ def main(argv=None) -> None:
             f"{args.threads} thread(s), median of {args.rounds} interleaved rounds. `singles`: the {K} models one "
             "after the other on their fast paths; `pack`: one vmap over the stacked members inside "
             "`rnns.base.packed()` with the member-batched kernels; `pack[reference]`: the same pack on the "
-            "reference step loop (what packs ran before the kernels had vmap rules).\n\n" + table + "\n")
+            "reference step loop (what packs ran before the kernels had vmap rules).\n\n" + table + "\n\n"
+            + LIMITS + "\n")
     print(text)
     if not args.no_write:
         print(f"wrote section 'pack_kernels' of {write_section('pack_kernels', text)}", file=sys.stderr)
