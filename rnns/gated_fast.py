@@ -15,6 +15,12 @@ def candidate_masks(p: float, T: int, B: int, n: int, like: torch.Tensor) -> tor
     """Inverted-dropout masks (T, B, n) with values 0 or 1 / (1 - p), one fresh mask per step; None when p = 0."""
     if p <= 0:
         return None
+    from .base import in_pack
+
+    if in_pack():
+        # under the pack's vmap (randomness="different") an in-place draw into an unbatched tensor is refused; the
+        # out-of-place draw gives every member its own masks (the single trials' stream is left as it was)
+        return torch.bernoulli(torch.full((T, B, n), 1 - p, dtype=like.dtype, device=like.device)).div_(1 - p)
     return torch.empty(T, B, n, dtype=like.dtype, device=like.device).bernoulli_(1 - p).div_(1 - p)
 
 
@@ -32,6 +38,8 @@ import warnings
 from typing import List, Optional
 
 from torch import Tensor
+
+from .vmap_rules import apply as _apply, plain_twin, refuse_transformed_backward
 
 warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*is deprecated", category=FutureWarning)
 
@@ -120,6 +128,88 @@ def _lstm_backward_loop(dY: Tensor, dcT: Tensor, K: Tensor, A: Tensor, Fc: Tenso
     return DA, torch.mm(DAs[0], w_hh), dc
 
 
+@torch.jit.script
+def _lstm_forward_packed(xp: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, masks: Optional[Tensor]):
+    """:func:`_lstm_forward` for K trial-pack members at once: xp (T, K, B, 4d), h and c (K, B, d), w_hh (K, 4d, d),
+    masks (T, K, B, d) or None; every buffer (T, K, B, .). One baddbmm per step."""
+    T, K, B = xp.size(0), xp.size(1), xp.size(2)
+    d = h.size(2)
+    w_t = w_hh.transpose(1, 2)
+    H = xp.new_empty((T + 1, K, B, d))
+    C = xp.new_empty((T + 1, K, B, d))
+    S = torch.empty_like(xp)
+    J = xp.new_empty((T, K, B, d))
+    H[0] = h
+    C[0] = c
+    xs, Hs, Cs, Ss, Js = xp.unbind(0), H.unbind(0), C.unbind(0), S.unbind(0), J.unbind(0)
+    ms = masks.unbind(0) if masks is not None else xs
+    for t in range(T):
+        pre = torch.baddbmm(xs[t], h, w_t)
+        i, f, g, o = torch.sigmoid(pre, out=Ss[t]).chunk(4, 2)
+        j = torch.tanh(pre[:, :, 2 * d:3 * d], out=Js[t])
+        if masks is not None:
+            j = j * ms[t]
+        c = torch.addcmul(f * c, i, j, out=Cs[t + 1])
+        h = torch.mul(o, torch.tanh(c), out=Hs[t + 1])
+    return H, C, S, J
+
+
+@torch.jit.script
+def _refine_forward_packed(xp: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, masks: Optional[Tensor]):
+    """:func:`_refine_forward` for K members at once (shapes of :func:`_lstm_forward_packed`)."""
+    T, K, B = xp.size(0), xp.size(1), xp.size(2)
+    d = h.size(2)
+    w_t = w_hh.transpose(1, 2)
+    H = xp.new_empty((T + 1, K, B, d))
+    C = xp.new_empty((T + 1, K, B, d))
+    S = torch.empty_like(xp)
+    U = xp.new_empty((T, K, B, d))
+    G = xp.new_empty((T, K, B, d))
+    H[0] = h
+    C[0] = c
+    xs, Hs, Cs, Ss, Us, Gs = xp.unbind(0), H.unbind(0), C.unbind(0), S.unbind(0), U.unbind(0), G.unbind(0)
+    ms = masks.unbind(0) if masks is not None else xs
+    for t in range(T):
+        pre = torch.baddbmm(xs[t], h, w_t)
+        f, r, _, o = torch.sigmoid(pre, out=Ss[t]).chunk(4, 2)
+        u = torch.tanh(pre[:, :, 2 * d:3 * d], out=Us[t])
+        if masks is not None:
+            u = u * ms[t]
+        ff = f * f
+        g = torch.addcmul(ff, r, f - ff, value=2.0, out=Gs[t])
+        c = torch.addcmul(u, g, c - u, out=Cs[t + 1])
+        h = torch.mul(o, torch.tanh(c), out=Hs[t + 1])
+    return H, C, S, U, G
+
+
+@torch.jit.script
+def _lstm_backward_loop_packed(dY: Tensor, dcT: Tensor, K: Tensor, A: Tensor, Fc: Tensor, w_hh: Tensor):
+    """:func:`_lstm_backward_loop` for K members: dY, A, Fc (T, K, B, d), K (T, K, B, 4d), w_hh (K, 4d, d)."""
+    T = dY.size(0)
+    DA = torch.empty_like(K)
+    dYs, DAs, As, Ks, Fs = dY.unbind(0), DA.unbind(0), A.unbind(0), K.unbind(0), Fc.unbind(0)
+    dc = dcT
+    dh = dYs[T - 1]
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            dh = torch.baddbmm(dYs[t], DAs[t + 1], w_hh)
+        dc = torch.addcmul(dc, dh, As[t])
+        torch.mul(Ks[t], torch.cat([dc, dc, dc, dh], 2), out=DAs[t])
+        dc = dc * Fs[t]
+    return DA, torch.bmm(DAs[0], w_hh), dc
+
+
+def _member_gemm(G: Tensor, X: Tensor) -> Tensor:
+    """Per-member sum over time and batch of G_t^T X_t: G (T, K, B, n), X (T, K, B, m) -> (K, n, m)."""
+    K, n, m = G.shape[1], G.shape[3], X.shape[3]
+    return torch.bmm(G.permute(1, 3, 0, 2).reshape(K, n, -1), X.transpose(0, 1).reshape(K, -1, m))
+
+
+def _flat_members(t: Tensor | None) -> Tensor | None:
+    """(T, K, B, .) -> (T, K B, .): the elementwise coefficient functions treat the members as more batch rows."""
+    return None if t is None else t.flatten(1, 2)
+
+
 def _finish(ctx, DA, dh0, dc0, H):
     """Gradients of (xp, h0, c0, w_hh) from the loop's d(pre-activations); H (T + 1, B, d) holds h_0..h_T."""
     T, B, n = DA.shape
@@ -170,7 +260,55 @@ def _refine_coefficients(H, C, S, U, G, masks):
 
 
 class _LSTMLike(torch.autograd.Function):
-    """(xp (T, B, 4d), h0, c0, W_hh (4d, d), masks or None) -> (Y (T, B, d), c_T)."""
+    """(xp (T, B, 4d), h0, c0, W_hh (4d, d), masks or None) -> (Y (T, B, d), c_T, *saved); the saved tensors are
+    returned only to be kept for the backward (not differentiable). Under ``torch.func.vmap`` over trial-pack
+    members (:mod:`rnns.vmap_rules`) the ``vmap`` rule runs the member-batched loops (``_packed``)."""
+
+    _forward = None
+    _coefficients = None
+    _packed = None
+
+    @classmethod
+    def forward(cls, xp, h0, c0, w_hh, masks):
+        with _plain_interpreter():
+            out = cls._forward(xp, h0, c0, w_hh, masks)
+        H, C = out[0], out[1]
+        return (H[1:], C[-1], *out)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        xp, h0, c0, w_hh, masks = inputs
+        saved = output[2:]
+        ctx.mark_non_differentiable(*saved)
+        ctx.set_materialize_grads(False)  # no zero gradients are built for the saved buffers
+        ctx.save_for_backward(w_hh, masks, *saved)
+
+    @classmethod
+    @torch.autograd.function.once_differentiable
+    def backward(cls, ctx, dY, dcT, *_saved_grads):
+        refuse_transformed_backward((dY, dcT), cls.__name__)
+        w_hh, masks, *saved = ctx.saved_tensors
+        K, A, Fc = cls._coefficients(*saved, masks)
+        dY = torch.zeros_like(A) if dY is None else dY
+        dcT = torch.zeros_like(A[0]) if dcT is None else dcT
+        with _plain_interpreter():
+            DA, dh0, dc0 = _lstm_backward_loop(dY.contiguous(), dcT, K, A, Fc, w_hh)
+        return (*_finish(ctx, DA, dh0, dc0, saved[0]), None)
+
+    @classmethod
+    def vmap(cls, info, in_dims, xp, h0, c0, w_hh, masks):
+        from .vmap_rules import members_first
+
+        (xp, h0, c0, w_hh, masks), K = members_first(info, in_dims, (xp, h0, c0, w_hh, masks), cls.__name__)
+        tm = (lambda t: None if t is None else t.transpose(0, 1).contiguous())  # (T, K, B, .): time first
+        out = cls._packed.apply(tm(xp), h0.contiguous(), c0.contiguous(), w_hh.contiguous(), tm(masks))
+        # Y (T, K, B, d) and the saved buffers carry the members in dim 1, c_T in dim 0
+        return out, (1, 0) + (1,) * (len(out) - 2)
+
+
+class _LSTMLikePacked(torch.autograd.Function):
+    """K members at once: (xp (T, K, B, 4d), h0, c0 (K, B, d), W_hh (K, 4d, d), masks (T, K, B, d) or None)
+    -> (Y (T, K, B, d), c_T (K, B, d), *saved). Gradients per member (summed over batch and time only)."""
 
     _forward = None
     _coefficients = None
@@ -179,21 +317,40 @@ class _LSTMLike(torch.autograd.Function):
     def forward(cls, ctx, xp, h0, c0, w_hh, masks):
         with _plain_interpreter():
             out = cls._forward(xp, h0, c0, w_hh, masks)
-        if any(ctx.needs_input_grad):
-            ctx.save_for_backward(w_hh, masks, *out)
+        ctx.mark_non_differentiable(*out)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(w_hh, masks, *out)
         H, C = out[0], out[1]
-        return H[1:], C[-1]
+        return (H[1:], C[-1], *out)
 
     @classmethod
     @torch.autograd.function.once_differentiable
-    def backward(cls, ctx, dY, dcT):
+    def backward(cls, ctx, dY, dcT, *_saved_grads):
         w_hh, masks, *saved = ctx.saved_tensors
-        K, A, Fc = cls._coefficients(*saved, masks)
-        dY = torch.zeros_like(A) if dY is None else dY
-        dcT = torch.zeros_like(A[0]) if dcT is None else dcT
+        T, Km, B = saved[0].shape[0] - 1, saved[0].shape[1], saved[0].shape[2]
+        coef = cls._coefficients(*[_flat_members(t) for t in saved], _flat_members(masks))
+        Kc, A, Fc = (t.unflatten(1, (Km, B)) for t in coef)
+        dY = torch.zeros_like(A) if dY is None else dY.contiguous()
+        dcT = torch.zeros_like(A[0]) if dcT is None else dcT.contiguous()
         with _plain_interpreter():
-            DA, dh0, dc0 = _lstm_backward_loop(dY, dcT, K, A, Fc, w_hh)
-        return (*_finish(ctx, DA, dh0, dc0, saved[0]), None)
+            DA, dh0, dc0 = _lstm_backward_loop_packed(dY, dcT, Kc, A, Fc, w_hh)
+        dw = _member_gemm(DA, saved[0][:-1]) if ctx.needs_input_grad[3] else None
+        return DA, dh0, dc0, dw, None
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        raise RuntimeError("the member-batched LSTM loop runs below the trial pack's vmap (rnns.vmap_rules); it "
+                           "cannot itself be vmapped (nested vmap is not supported)")
+
+
+class LSTMFunctionPacked(_LSTMLikePacked):
+    _forward = _lstm_forward_packed
+    _coefficients = staticmethod(_lstm_coefficients)
+
+
+class RefineFunctionPacked(_LSTMLikePacked):
+    _forward = _refine_forward_packed
+    _coefficients = staticmethod(_refine_coefficients)
 
 
 class LSTMFunction(_LSTMLike):
@@ -201,6 +358,7 @@ class LSTMFunction(_LSTMLike):
 
     _forward = _lstm_forward
     _coefficients = staticmethod(_lstm_coefficients)
+    _packed = LSTMFunctionPacked
 
 
 class RefineFunction(_LSTMLike):
@@ -208,6 +366,7 @@ class RefineFunction(_LSTMLike):
 
     _forward = _refine_forward
     _coefficients = staticmethod(_refine_coefficients)
+    _packed = RefineFunctionPacked
 
 
 @torch.jit.script
@@ -255,34 +414,95 @@ def _gru_backward_loop(dY: Tensor, Z: Tensor, KH: Tensor, w_hh: Tensor):
     return DH, DHP, dh0
 
 
+@torch.jit.script
+def _gru_forward_packed(xp: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor, masks: Optional[Tensor]):
+    """:func:`_gru_forward` for K trial-pack members at once: xp (T, K, B, 3d), h (K, B, d), w_hh (K, 3d, d),
+    b_hh (K, 1, 3d), masks (T, K, B, d) or None; every buffer (T, K, B, .). One baddbmm per step."""
+    T, K, B = xp.size(0), xp.size(1), xp.size(2)
+    d = h.size(2)
+    w_t = w_hh.transpose(1, 2)
+    H = xp.new_empty((T + 1, K, B, d))
+    RZ = xp.new_empty((T, K, B, 2 * d))
+    N = xp.new_empty((T, K, B, d))
+    HN = xp.new_empty((T, K, B, d))
+    H[0] = h
+    xs, Hs, RZs, Ns, HNs = xp.unbind(0), H.unbind(0), RZ.unbind(0), N.unbind(0), HN.unbind(0)
+    ms = masks.unbind(0) if masks is not None else xs
+    for t in range(T):
+        hp = torch.baddbmm(b_hh, h, w_t)
+        hr, hn = hp.split([2 * d, d], 2)
+        xr, xn = xs[t].split([2 * d, d], 2)
+        r, z = torch.sigmoid(xr + hr, out=RZs[t]).chunk(2, 2)
+        HNs[t].copy_(hn)
+        n = torch.tanh(torch.addcmul(xn, r, hn), out=Ns[t])
+        if masks is not None:
+            n = n * ms[t]
+        h = torch.addcmul(n, z, h - n, out=Hs[t + 1])
+    return H, RZ, N, HN
+
+
+@torch.jit.script
+def _gru_backward_loop_packed(dY: Tensor, Z: Tensor, KH: Tensor, w_hh: Tensor):
+    """:func:`_gru_backward_loop` for K members: dY, Z (T, K, B, d), KH (T, K, B, 3d), w_hh (K, 3d, d)."""
+    T = dY.size(0)
+    DH = torch.empty_like(Z)
+    DHP = torch.empty_like(KH)
+    dYs, Zs, KHs, DHs, DHPs = dY.unbind(0), Z.unbind(0), KH.unbind(0), DH.unbind(0), DHP.unbind(0)
+    dh = dYs[T - 1]
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            dh = torch.baddbmm(torch.addcmul(dYs[t], dh, Zs[t + 1]), DHPs[t + 1], w_hh)
+        DHs[t].copy_(dh)
+        torch.mul(KHs[t], torch.cat([dh, dh, dh], 2), out=DHPs[t])
+    dh0 = torch.baddbmm(Zs[0] * dh, DHPs[0], w_hh)
+    return DH, DHP, dh0
+
+
+def _gru_coefficients(H, RZ, N, HN, masks):
+    """z (T, B, d), d h / d n~ (T, B, d) and KH (T, B, 3d) = d h / d (W_hh h + b_hh) in slots r, z, n, for every
+    step at once (the members of a pack may be folded into B)."""
+    T, B, d = N.shape
+    r, z = RZ[..., :d], RZ[..., d:]
+    nm = N if masks is None else N * masks
+    kn = (1 - z).mul_(1 - N * N)  # d h / d n~
+    if masks is not None:
+        kn.mul_(masks)
+    KH = RZ.new_empty((T, B, 3, d))
+    torch.mul(kn * HN, _sd(r), out=KH[:, :, 0])
+    torch.mul(H[:-1] - nm, _sd(z), out=KH[:, :, 1])
+    torch.mul(kn, r, out=KH[:, :, 2])
+    return z, kn, KH.view(T, B, 3 * d)
+
+
 class GRUFunction(torch.autograd.Function):
-    """(xp (T, B, 3d), h0, W_hh (3d, d), b_hh (3d,), masks or None) -> Y (T, B, d); nn.GRU's layout (r, z, n)."""
+    """(xp (T, B, 3d), h0, W_hh (3d, d), b_hh (3d,), masks or None) -> (Y (T, B, d), *saved); nn.GRU's layout
+    (r, z, n). The saved tensors are returned only to be kept for the backward (not differentiable). Under
+    ``torch.func.vmap`` over trial-pack members (:mod:`rnns.vmap_rules`) the ``vmap`` rule runs
+    :class:`GRUFunctionPacked`."""
 
     @staticmethod
-    def forward(ctx, xp, h0, w_hh, b_hh, masks):
+    def forward(xp, h0, w_hh, b_hh, masks):
         with _plain_interpreter():
             out = _gru_forward(xp, h0, w_hh, b_hh, masks)
-        if any(ctx.needs_input_grad):
-            ctx.save_for_backward(w_hh, masks, *out)
-        return out[0][1:]
+        return (out[0][1:], *out)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        xp, h0, w_hh, b_hh, masks = inputs
+        ctx.mark_non_differentiable(*output[1:])
+        ctx.set_materialize_grads(False)  # no zero gradients are built for the saved buffers
+        ctx.save_for_backward(w_hh, masks, *output[1:])
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, dY):
+    def backward(ctx, dY, *_saved_grads):
+        refuse_transformed_backward((dY,), "GRUFunction")
         w_hh, masks, H, RZ, N, HN = ctx.saved_tensors
         T, B, d = N.shape
-        r, z = RZ[..., :d], RZ[..., d:]
-        nm = N if masks is None else N * masks
-        kn = (1 - z).mul_(1 - N * N)  # d h / d n~
-        if masks is not None:
-            kn.mul_(masks)
-        KH = RZ.new_empty((T, B, 3, d))  # d h / d (W_hh h + b_hh), slots r, z, n
-        torch.mul(kn * HN, _sd(r), out=KH[:, :, 0])
-        torch.mul(H[:-1] - nm, _sd(z), out=KH[:, :, 1])
-        torch.mul(kn, r, out=KH[:, :, 2])
-        KH = KH.view(T, B, 3 * d)
+        z, kn, KH = _gru_coefficients(H, RZ, N, HN, masks)
+        dY = torch.zeros_like(N) if dY is None else dY
         with _plain_interpreter():
-            DH, DHP, dh0 = _gru_backward_loop(dY, z.contiguous(), KH, w_hh)
+            DH, DHP, dh0 = _gru_backward_loop(dY.contiguous(), z.contiguous(), KH, w_hh)
         # d xp = d hp on the r and z slots; on the n slot d n~ = dh kn (d hp_n carries the extra factor r)
         dxp = torch.cat([DHP[..., :2 * d], DH * kn], -1)
         dw = db = None
@@ -291,6 +511,49 @@ class GRUFunction(torch.autograd.Function):
         if ctx.needs_input_grad[3]:
             db = DHP.sum((0, 1))
         return dxp, dh0, dw, db, None
+
+    @staticmethod
+    def vmap(info, in_dims, xp, h0, w_hh, b_hh, masks):
+        from .vmap_rules import members_first
+
+        (xp, h0, w_hh, b_hh, masks), K = members_first(info, in_dims, (xp, h0, w_hh, b_hh, masks), "GRUFunction")
+        tm = (lambda t: None if t is None else t.transpose(0, 1).contiguous())
+        out = GRUFunctionPacked.apply(tm(xp), h0.contiguous(), w_hh.contiguous(), b_hh, tm(masks))
+        return out, (1,) * len(out)
+
+
+class GRUFunctionPacked(torch.autograd.Function):
+    """K members at once: (xp (T, K, B, 3d), h0 (K, B, d), W_hh (K, 3d, d), b_hh (K, 3d), masks (T, K, B, d) or
+    None) -> (Y (T, K, B, d), *saved). Gradients per member (summed over batch and time only)."""
+
+    @staticmethod
+    def forward(ctx, xp, h0, w_hh, b_hh, masks):
+        with _plain_interpreter():
+            out = _gru_forward_packed(xp, h0, w_hh, b_hh.unsqueeze(1).contiguous(), masks)
+        ctx.mark_non_differentiable(*out)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(w_hh, masks, *out)
+        return (out[0][1:], *out)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dY, *_saved_grads):
+        w_hh, masks, H, RZ, N, HN = ctx.saved_tensors
+        T, Km, B, d = N.shape
+        z, kn, KH = (t.unflatten(1, (Km, B)) for t in
+                     _gru_coefficients(*[_flat_members(t) for t in (H, RZ, N, HN, masks)]))
+        dY = torch.zeros_like(N) if dY is None else dY
+        with _plain_interpreter():
+            DH, DHP, dh0 = _gru_backward_loop_packed(dY.contiguous(), z.contiguous(), KH, w_hh)
+        dxp = torch.cat([DHP[..., :2 * d], DH * kn], -1)
+        dw = _member_gemm(DHP, H[:-1]) if ctx.needs_input_grad[2] else None
+        db = DHP.sum((0, 2)) if ctx.needs_input_grad[3] else None
+        return dxp, dh0, dw, db, None
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        raise RuntimeError("the member-batched GRU loop runs below the trial pack's vmap (rnns.vmap_rules); it "
+                           "cannot itself be vmapped (nested vmap is not supported)")
 
 
 @torch.jit.script
@@ -440,12 +703,17 @@ class RRU1Function(torch.autograd.Function):
 
 # ----------------------------------------------------------------------------------------------- entry points
 
+# outside functorch transforms the old-style twins run (no per-call argument binding; rnns.vmap_rules.plain_twin)
+_LSTMFunctionPlain = plain_twin(LSTMFunction)
+_RefineFunctionPlain = plain_twin(RefineFunction)
+_GRUFunctionPlain = plain_twin(GRUFunction)
+
 
 def lstm_fast(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor,
               masks: Tensor | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """Standard LSTM (gate order i, f, g, o), x (B, T, D) batch first; bias = b_ih + b_hh. -> (y (B, T, d), (h, c))."""
     xp = torch.nn.functional.linear(x.transpose(0, 1), w_ih, bias)  # (T, B, 4d), one GEMM for every step
-    Y, cT = LSTMFunction.apply(xp, h0, c0, w_hh, masks)
+    Y, cT = _apply(LSTMFunction, _LSTMFunctionPlain, xp, h0, c0, w_hh, masks)[:2]
     return Y.transpose(0, 1), (Y[-1], cT)
 
 
@@ -454,7 +722,7 @@ def refine_fast(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b
     """UR/R-LSTM (gate order f, r, u, o), x (B, T, D). -> (y (B, T, d), (h, c))."""
     shift = torch.cat([b_f, -b_f, b_f.new_zeros(2 * b_f.shape[0])])
     xp = torch.nn.functional.linear(x.transpose(0, 1), w_ih, bias + shift)
-    Y, cT = RefineFunction.apply(xp, h0, c0, w_hh, masks)
+    Y, cT = _apply(RefineFunction, _RefineFunctionPlain, xp, h0, c0, w_hh, masks)[:2]
     return Y.transpose(0, 1), (Y[-1], cT)
 
 
@@ -462,7 +730,7 @@ def gru_fast(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_
              masks: Tensor | None) -> tuple[Tensor, Tensor]:
     """nn.GRU's cell (r, z, n), x (B, T, D). -> (y (B, T, d), h)."""
     xp = torch.nn.functional.linear(x.transpose(0, 1), w_ih, b_ih)
-    Y = GRUFunction.apply(xp, h0, w_hh, b_hh, masks)
+    Y = _apply(GRUFunction, _GRUFunctionPlain, xp, h0, w_hh, b_hh, masks)[0]
     return Y.transpose(0, 1), Y[-1]
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import Cell, use_reference
+from .base import Cell, in_pack, use_reference
 from .errors import ConfigError
 from .gated_fast import candidate_masks, gru_fast
 from .registry import register_cell
@@ -51,12 +51,15 @@ class GRU(Cell):
         self.gru = nn.GRU(input_size, hidden_size, batch_first=True)
 
     def forward(self, x, h0=None):
-        if self.training and self.dropout > 0:  # the fused kernel has no candidate dropout
-            if use_reference():
+        dropping = self.training and self.dropout > 0
+        # the fused kernel has no candidate dropout, and vmap has no batching rule for aten::gru: inside a trial
+        # pack (rnns.base.packed) the explicit-BPTT loop runs instead, member-batched by its vmap rule
+        if dropping or in_pack():
+            if use_reference(vmap_ok=True):
                 return self.step_reference(x, h0)
             B, T, _ = x.shape
             h = x.new_zeros(B, self.hidden_size) if h0 is None else h0
-            masks = candidate_masks(self.dropout, T, B, self.hidden_size, x)
+            masks = candidate_masks(self.dropout, T, B, self.hidden_size, x) if dropping else None
             g = self.gru
             return gru_fast(x, h, g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0, masks)
         y, h = self.gru(x, None if h0 is None else h0.unsqueeze(0))  # nn.GRU wants (num_layers, B, d)

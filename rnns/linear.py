@@ -117,7 +117,7 @@ class LinearRNN(Cell):
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         bx = x @ self.B.T  # (B, T, N): all input projections at once, outside the loop
         h = bx.new_zeros(bx.shape[0], self.hidden_size) if h0 is None else h0
-        if not use_reference():
+        if not use_reference(vmap_ok=True):  # vmap-capable (rnns.vmap_rules): stays fast inside a trial pack
             # fast path: the recurrence as one autograd Function with an explicit backward through time
             # (rnns.elman_bptt with the identity nonlinearity: h_t = b_t + h_{t-1} A^T)
             from .elman_bptt import IDENTITY, elman_recurrence

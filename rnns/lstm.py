@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import Cell, use_reference
+from .base import Cell, in_pack, use_reference
 from .errors import ConfigError
 from .gated_fast import candidate_masks, lstm_fast, refine_fast
 from .registry import register_cell
@@ -113,12 +113,15 @@ class _FusedLSTM(Cell):
             self.lstm.bias_hh_l0[gate * H:(gate + 1) * H].zero_()
 
     def forward(self, x, h0=None):
-        if self.training and self.dropout > 0:  # the fused kernel has no candidate dropout
-            if use_reference():
+        dropping = self.training and self.dropout > 0
+        # the fused kernel has no candidate dropout, and vmap has no batching rule for aten::lstm: inside a trial
+        # pack (rnns.base.packed) the explicit-BPTT loop runs instead, member-batched by its vmap rule
+        if dropping or in_pack():
+            if use_reference(vmap_ok=True):
                 return self.step_reference(x, h0)
             B, T, _ = x.shape
             h, c = (x.new_zeros(B, self.hidden_size),) * 2 if h0 is None else h0
-            masks = candidate_masks(self.dropout, T, B, self.hidden_size, x)
+            masks = candidate_masks(self.dropout, T, B, self.hidden_size, x) if dropping else None
             m = self.lstm
             return lstm_fast(x, h, c, m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0 + m.bias_hh_l0, masks)
         if h0 is not None:
@@ -203,7 +206,7 @@ class _RefineLSTM(Cell):
         B, T, _ = x.shape
         h, c = (x.new_zeros(B, self.hidden_size),) * 2 if h0 is None else h0
         masks = candidate_masks(self.dropout, T, B, self.hidden_size, x) if self.training else None
-        if not use_reference():
+        if not use_reference(vmap_ok=True):  # vmap-capable (rnns.vmap_rules): stays fast inside a trial pack
             return refine_fast(x, h, c, self.weight_ih, self.weight_hh, self.bias, self.b_f, masks)
         xp = F.linear(x, self.weight_ih, self.bias)  # (B, T, 4d): every input projection in one matmul
         ms = [None] * T if masks is None else masks.unbind(0)

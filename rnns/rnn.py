@@ -98,7 +98,7 @@ class ElmanForm(Cell):
         """The explicit-BPTT fast path (rnns.elman_bptt), or None where the slow reference loop must run
         (``rnns.base.use_reference()``, or an unknown nonlinearity)."""
         kind = self._phi_kind()
-        if kind is None or use_reference():
+        if kind is None or use_reference(vmap_ok=True):  # vmap-capable: stays fast inside a trial pack
             return None
         from .elman_bptt import MODRELU, elman_recurrence
 

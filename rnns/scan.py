@@ -30,6 +30,7 @@ from torch.autograd.function import once_differentiable
 
 from .base import use_reference
 from .errors import unknown
+from .vmap_rules import apply as _apply, plain_twin, refuse_transformed_backward
 
 Tensor = torch.Tensor
 
@@ -200,19 +201,42 @@ def _script_bptt() -> None:
 
 
 class _DiagBPTT(torch.autograd.Function):
+    """out = _DiagBPTT.apply(a, b, h0), a (N,) or (B, N), b (B, T, N), h0 (B, N): the loop with its explicit
+    backward. Under ``torch.func.vmap`` over trial-pack members (:mod:`rnns.vmap_rules`) the ``vmap`` rule folds the
+    members into the batch (the recurrence is elementwise: a member's sequences are just more rows, with the
+    member's transition repeated over its rows) and runs this same Function once on all of them."""
+
     @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
-        out = _BPTT["forward"](a, b, h0)
-        ctx.save_for_backward(a, out, h0)
-        return out
+    def forward(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+        return _BPTT["forward"](a, b, h0)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        a, b, h0 = inputs
+        ctx.save_for_backward(a, output, h0)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_out: Tensor):
+        refuse_transformed_backward((g_out,), "linear_scan_bptt")
         a, out, h0 = ctx.saved_tensors
         gb, ga, gh0 = _BPTT["backward"](g_out.contiguous(), a, out, h0)
         n = ctx.needs_input_grad
         return ga if n[0] else None, gb if n[1] else None, gh0 if n[2] else None
+
+    @staticmethod
+    def vmap(info, in_dims, a, b, h0):
+        from .vmap_rules import members_first
+
+        (a, b, h0), K = members_first(info, in_dims, (a, b, h0), "linear_scan_bptt")
+        _, B, T, N = b.shape
+        # (K, N) or (K, B, N) transitions -> one per row of the folded batch (K B, N); autograd sums them back
+        ab = (a.unsqueeze(1).expand(K, B, N) if a.dim() == 2 else a).reshape(K * B, N).contiguous()
+        out = _DiagBPTT.apply(ab, b.reshape(K * B, T, N).contiguous(), h0.reshape(K * B, N).contiguous())
+        return out.view(K, B, T, N), 0
+
+
+_DiagBPTTPlain = plain_twin(_DiagBPTT)  # outside functorch transforms (rnns.vmap_rules.plain_twin)
 
 
 def linear_scan_bptt(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
@@ -232,12 +256,13 @@ def linear_scan_bptt(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
     bb = b.to(dtype).contiguous()
     zero = bb.new_zeros(bb.shape[0], bb.shape[2])
     h = zero if h0 is None else h0.to(dtype) + zero
-    return _DiagBPTT.apply(a.to(dtype).contiguous(), bb, h)
+    return _apply(_DiagBPTT, _DiagBPTTPlain, a.to(dtype).contiguous(), bb, h)
 
 
 def linear_scan_loop(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
     """The sequential loop: its explicit-BPTT fast path, or the reference under ``rnns.base.use_reference()``."""
-    return linear_scan_ref(a, b, h0) if use_reference() else linear_scan_bptt(a, b, h0)
+    # vmap-capable (rnns.vmap_rules): stays fast inside a trial pack
+    return linear_scan_ref(a, b, h0) if use_reference(vmap_ok=True) else linear_scan_bptt(a, b, h0)
 
 
 # "parallel" is the two-level scan: O(T) work and ~T/C + C sequential steps. On CPU it made the LRU's forward +
