@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -549,6 +550,11 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                               "stopped before Tune started it); start it again under another --name")
     if not exp.resume and _sweep_exists(storage, name):
         raise ConfigError(f"sweep {name!r} already exists under {storage}: use --resume, or another --name")
+    if exp.resume and "://" not in storage and Path(storage, name, T.SPOOL_NAME).is_file():
+        # writes the previous driver spooled while the tracking server was away: made first, in order
+        n, _ = T.replay(Path(storage, name, T.SPOOL_NAME), uri)
+        Path(storage, name, T.SPOOL_NAME).unlink()
+        print(f"[rnnsweep] {n} MLflow write(s) spooled by the previous run of sweep {name!r} are now made", flush=True)
     check_local_storage(storage)
     check_free_space(storage)
     check_task_files(space.task, exp.data_dir)
@@ -607,6 +613,8 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         scheduler = build_scheduler(exp.scheduler, metric=metric, mode=spec_mode, max_t=budget,
                                     grace_period=exp.grace_period, reduction_factor=exp.reduction_factor,
                                     space=run_space, seed=exp.seed)
+        # writes the tracking server cannot take wait in the sweep's folder (they survive the driver)
+        T.set_spool(Path(storage, name, T.SPOOL_NAME) if "://" not in storage else None)
         cb = T.MlflowTrialCallback(uri=uri, experiment_id=exp_id, parent_run_id=parent, sweep=name, task=space.task,
                                    full_budget=budget, rename=rename)
         from .progress import callbacks as progress_callbacks
@@ -621,6 +629,8 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         summary = {"sweep": name, "task": space.task, "metric": metric, "mode": spec_mode, "uri": uri,
                    "parent_run_id": parent, "experiment_id": exp_id, "trials": len(rows), "best": {}}
         summary["counts"] = counts = trial_counts(rows, num_samples)
+        if cb.w.spooled:  # the tracking server did not come back: the sweep's own end goes to the journal too
+            raise _end_spooled(cb.w, parent, counts, len(rows), uri, exp)
         for k, v in counts.items():
             c.log_metric(parent, f"trials_{k}", float(v))
         _plots(c, parent, rows, metric)
@@ -648,7 +658,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             e.message = (f"interrupted ({signal.Signals(e.signum).name}): sweep {name!r} recorded as KILLED; "
                          f"continue it with the same command and --resume --name {name}"
                          + (f" --storage {exp.storage}" if exp.storage else ""))
-        if parent is None:
+        if parent is None or isinstance(e, T.TrackingSpooled):
             raise
         lost = T.is_tracking_failure(uri, e)
         try:
@@ -667,9 +677,12 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             raise T.TrackingLost(
                 f"the MLflow tracking server {T.redact(uri)} stopped answering ({type(e).__name__}); the sweep's "
                 f"record there is incomplete (runs may stay RUNNING); the trial results are in Tune's folder "
-                f"{storage}/{name}") from None
+                f"{storage}/{name}" + (f"; {cb.w.spooled} write(s) are spooled in {cb.w.spool}: run `python "
+                                       f"run_search.py replay {cb.w.spool}` once it answers"
+                                       if "cb" in locals() and cb.w.spooled else "")) from None
         raise
     finally:
+        T.set_spool(None)
         _remove_empty(made)  # a sweep that failed before Tune wrote anything leaves no empty folders behind
         if _SIGNALS is not None:
             _SIGNALS.restore()
@@ -678,6 +691,31 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             import ray
 
             ray.shutdown()
+
+
+def _end_spooled(w, parent: str, counts: dict[str, int], n: int, uri: str, exp: Experiment) -> T.TrackingSpooled:
+    """The search stage ended while its tracking server was away: the parent run's end (trial counts, status) joins
+    the journal; no confirmation stage or best run (they read and write the record). The one line to print."""
+    status = "completed" if counts["finished"] else "failed"
+
+    def op():
+        c = w.c
+        for k, v in counts.items():
+            c.log_metric(parent, f"trials_{k}", float(v))
+        c.log_metric(parent, "trials", float(n))
+        c.set_tag(parent, T.TAG + "confirmation", "not run: the tracking server stopped answering")
+        c.set_tag(parent, T.STATUS, status)
+        c.set_terminated(parent, "FINISHED" if counts["finished"] else "FAILED")
+
+    w.do(op)
+    how = f"{'rnnsweep' if Path(sys.argv[0]).name == 'rnnsweep' else 'python run_search.py'} replay {w.spool}"
+    if w.spooled:
+        return T.TrackingSpooled(
+            f"the MLflow tracking server {T.redact(uri)} stopped answering: the trials finished ({counts['finished']} "
+            f"finished), {w.spooled} MLflow write(s) are spooled in {w.spool}; once the server answers, run `{how}` "
+            "(the confirmation stage and the best runs were not made)")
+    return T.TrackingSpooled(f"the MLflow tracking server {T.redact(uri)} answered again only after the search stage: "
+                             "every trial is recorded, but the confirmation stage and the best runs were not made")
 
 
 def _task_metric(space, data_dir: str | None = None) -> tuple[str, str]:
