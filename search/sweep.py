@@ -26,6 +26,7 @@ from typing import Any
 
 from rnns.errors import ConfigError
 
+from . import resources as R
 from . import tracking as T
 from .algorithms import SCHEDULERS, SEARCHERS, build_scheduler, build_searcher, pbt_mutable, preset_space
 from .config import known_keys
@@ -315,27 +316,40 @@ def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | 
     return True
 
 
-MIN_FREE_ENV = "RNNSWEEP_MIN_FREE_MB"  # free space --storage must have before a sweep starts (default 512 MiB)
+MIN_FREE_ENV = R.MIN_FREE_ENV  # set: the free space (MiB) --storage must have before a sweep starts
 
 
-def check_free_space(storage: str) -> None:
-    """Refuse, before Ray starts, a local --storage with less than $RNNSWEEP_MIN_FREE_MB free (each trial keeps its
-    last checkpoint there, best weights included; a full disk in the middle fails trials one by one)."""
+def check_free_space(storage: str, need: int | None = None) -> None:
+    """Refuse, before Ray starts, a local --storage with less free space than the sweep's checkpoints need (``need``
+    bytes, search.resources' estimate; 512 MiB without one; $RNNSWEEP_MIN_FREE_MB, when set, replaces it): a full
+    disk in the middle of a sweep fails its trials one by one."""
     if "://" in storage and not storage.startswith("file://"):
         return
-    try:
-        need = float(os.environ.get(MIN_FREE_ENV, "512")) * 2**20
-    except ValueError:
-        raise ConfigError(f"${MIN_FREE_ENV} must be a number of MiB, got {os.environ[MIN_FREE_ENV]!r}") from None
-    p = Path(storage.removeprefix("file://"))
-    while not p.exists() and p.parent != p:
-        p = p.parent
-    st = os.statvfs(p)
-    free = st.f_bavail * st.f_frsize
+    if os.environ.get(MIN_FREE_ENV) is not None:
+        try:
+            need = int(float(os.environ[MIN_FREE_ENV]) * 2**20)
+        except ValueError:
+            raise ConfigError(f"${MIN_FREE_ENV} must be a number of MiB, got {os.environ[MIN_FREE_ENV]!r}") from None
+    elif need is None:
+        need = 512 * 2**20
+    free = R.free_bytes(storage)
     if free < need:
-        raise ConfigError(f"only {free / 2**20:.0f} MiB free under --storage {storage} (a sweep wants at least "
-                          f"{need / 2**20:.0f} MiB for its checkpoints, ${MIN_FREE_ENV}): free space or choose "
-                          "another --storage")
+        raise ConfigError(f"only {free / 2**20:.0f} MiB free under --storage {storage} (this sweep's checkpoints need "
+                          f"about {need / 2**20:.0f} MiB; ${MIN_FREE_ENV} sets the amount): free space, lower "
+                          "--concurrent or --confirm-top, or choose another --storage")
+
+
+def sweep_disk_need(exp: "Experiment", space, run_space, models, budget: int) -> int | None:
+    """Bytes the sweep's checkpoints can take at once (search.resources), None for an object store or when
+    $RNNSWEEP_MIN_FREE_MB is set."""
+    if ("://" in (exp.storage or "") and not (exp.storage or "").startswith("file://")) \
+            or os.environ.get(MIN_FREE_ENV) is not None:
+        return None
+    n = R.largest_params(space, run_space, models, exp.data_dir)
+    alive = R.checkpoints_alive(scheduler=exp.scheduler, num_samples=exp.num_samples, budget=budget,
+                                concurrent=exp.max_concurrent, models=len(models),
+                                confirm_top=exp.confirm_top, confirm_seeds=exp.confirm_seeds)
+    return R.needed_bytes(None if n is None else R.state_bytes(n), alive)
 
 
 def check_task_files(task: str, data_dir: str | None) -> None:
@@ -556,7 +570,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         Path(storage, name, T.SPOOL_NAME).unlink()
         print(f"[rnnsweep] {n} MLflow write(s) spooled by the previous run of sweep {name!r} are now made", flush=True)
     check_local_storage(storage)
-    check_free_space(storage)
+    check_free_space(storage, sweep_disk_need(exp, space, run_space, models, budget))
     check_task_files(space.task, exp.data_dir)
     # the sweep's folder, claimed atomically: two sweeps started at once with one --name never share it
     made = [] if exp.resume else claim_sweep_dir(storage, name, unique=not exp.name)
@@ -617,6 +631,9 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         T.set_spool(Path(storage, name, T.SPOOL_NAME) if "://" not in storage else None)
         cb = T.MlflowTrialCallback(uri=uri, experiment_id=exp_id, parent_run_id=parent, sweep=name, task=space.task,
                                    full_budget=budget, rename=rename)
+        # finished trials keep their checkpoints only while they may be read (search.resources); PBT keeps all
+        pruner = [] if exp.scheduler == "pbt" or "://" in storage else [
+            R.CheckpointPruner(metric_name=spec_metric, mode=spec_mode, budget=budget, rename=rename)]
         from .progress import callbacks as progress_callbacks
 
         shown = progress_callbacks(exp.verbose, metric=metric, mode=spec_mode, num_samples=num_samples, budget=budget,
@@ -624,7 +641,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                                    reduction_factor=exp.reduction_factor)
         results = run_tuner(trainable_kw=trainable_kw, param_space=param_space, search_alg=search_alg,
                             scheduler=scheduler, num_samples=num_samples, exp=exp, name=name, storage=storage,
-                            callbacks=[cb, *shown], metric=metric, mode=spec_mode)
+                            callbacks=[cb, *shown, *pruner], metric=metric, mode=spec_mode)
         rows = _result_rows(results, rename)
         summary = {"sweep": name, "task": space.task, "metric": metric, "mode": spec_mode, "uri": uri,
                    "parent_run_id": parent, "experiment_id": exp_id, "trials": len(rows), "best": {}}
