@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import shutil
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -306,16 +307,33 @@ def mnist_root(root: Path, task: str = "psmnist") -> Path:
         shas.append(sha256_of(raw / g))
     tag = hashlib.sha256("".join(shas).encode()).hexdigest()[:16]
     croot = cache_dir() / f"mnist-{tag}"
-    for g in _MNIST_GZ:
-        n = g[:-3]
-        dest = croot / "MNIST" / "raw" / n
-        size = MNIST_RAW[n][1]
-        if not _idx_ok(dest, size):
+    if _mnist_cache_ok(croot):
+        return croot
+    # built whole in a temporary folder and renamed into place: a damaged file (found by gunzip, or by the size of
+    # what it holds) leaves nothing behind (it used to leave the 45 MB of files decompressed before it)
+    tmp = Path(tempfile.mkdtemp(dir=croot.parent, prefix=f".{croot.name}.", suffix=".tmp"))
+    try:
+        for g in _MNIST_GZ:
+            n = g[:-3]
+            dest = tmp / "MNIST" / "raw" / n
+            size = MNIST_RAW[n][1]
             gunzip_to(raw / g, dest, task)
             if not _idx_ok(dest, size):
-                dest.unlink(missing_ok=True)
                 raise corrupt(task, raw / g, f"its content is not the {size}-byte idx file {n}")
+        if croot.exists() and not _mnist_cache_ok(croot):  # left partial by an earlier version: replaced
+            shutil.rmtree(croot, ignore_errors=True)
+        try:
+            os.rename(tmp, croot)
+        except OSError:
+            if not _mnist_cache_ok(croot):  # another process put a complete cache there first: use it
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return croot
+
+
+def _mnist_cache_ok(croot: Path) -> bool:
+    return all(_idx_ok(croot / "MNIST" / "raw" / n, size) for n, (_, size) in MNIST_RAW.items())
 
 
 # ----------------------------------------------------------------------------------------------------------------
