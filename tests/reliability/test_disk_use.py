@@ -94,3 +94,18 @@ def test_too_little_space_for_the_estimate_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv(R.MIN_FREE_ENV, "lots")
     with pytest.raises(ConfigError, match="must be a number of MiB"):
         S.check_free_space(str(tmp_path))
+
+
+@pytest.mark.parametrize("storage", [None, "a/b/res"])
+def test_a_sweep_that_fails_after_claiming_its_folder_leaves_no_empty_folders(tmp_path, monkeypatch, storage):
+    monkeypatch.chdir(tmp_path)
+
+    def no_ray(*a, **k):
+        assert (tmp_path / (storage or "rnnsweep_results")).is_dir(), "claimed before Ray starts"
+        raise ConfigError("no Ray here")
+
+    monkeypatch.setattr(S, "start_ray", no_ray)
+    with pytest.raises(ConfigError, match="no Ray here"):
+        S.run_sweep(S.Experiment(space="demo/copy", num_samples=1, mlflow_uri=f"sqlite:///{tmp_path}/m.db",
+                                 storage=storage, max_budget=1, overrides={"updates": 2, "n_val": 10}))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "no results folder, no store"
