@@ -371,7 +371,7 @@ def check_task_files(task: str, data_dir: str | None) -> None:
         p = root / f.path
         if p.is_file():
             F.check_sha(root, f.path, task)
-            F._format_check(p, task)
+            F.format_check(p, task)
 
 
 def check_local_storage(storage: str) -> None:
