@@ -739,6 +739,11 @@ def _task_metric(space, data_dir: str | None = None) -> tuple[str, str]:
     """(metric, mode) of the space's task, from a cheap build (small synthetic sizes where the task has them)."""
     from datasets.base import build_task, get_task
 
+    from .preflight import built_spec
+
+    spec = built_spec(space.task, data_dir)  # the preflight's build (validate), when it made one
+    if spec is not None:
+        return spec.metric, spec.mode
     entry = get_task(space.task)
     small = {k: v for k, v in {"n_val": 2, "n_test": 2, "n_train": 2, "updates": 1}.items() if k in entry.defaults}
     t = build_task(space.task, data_dir=data_dir, **{**space.task_options, **small})
