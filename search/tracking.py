@@ -618,6 +618,9 @@ class RunWriter:
             try:
                 self._replay_spool()
                 self.down = False
+                if self.warned:
+                    print("[rnnsweep] MLflow reachable again: the journaled writes are made", flush=True)
+                    self.warned = False
             except ConfigError:
                 raise
             except Exception:  # noqa: BLE001 - unreachable again: the rest stays in the journal
