@@ -564,11 +564,8 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                               "stopped before Tune started it); start it again under another --name")
     if not exp.resume and _sweep_exists(storage, name):
         raise ConfigError(f"sweep {name!r} already exists under {storage}: use --resume, or another --name")
-    if exp.resume and "://" not in storage and Path(storage, name, T.SPOOL_NAME).is_file():
-        # writes the previous driver spooled while the tracking server was away: made first, in order
-        n, _ = T.replay(Path(storage, name, T.SPOOL_NAME), uri)
-        Path(storage, name, T.SPOOL_NAME).unlink()
-        print(f"[rnnsweep] {n} MLflow write(s) spooled by the previous run of sweep {name!r} are now made", flush=True)
+    if exp.resume:
+        replay_left_spool(storage, name, uri)
     check_local_storage(storage)
     check_free_space(storage, sweep_disk_need(exp, space, run_space, models, budget))
     check_task_files(space.task, exp.data_dir)
@@ -708,6 +705,18 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             import ray
 
             ray.shutdown()
+
+
+def replay_left_spool(storage: str, name: str, uri: str) -> int:
+    """``--resume``: the writes the previous driver spooled while its tracking server was away (search.tracking's
+    journal in the sweep's folder), made first and in order, before anything else is written; the number made."""
+    journal = Path(storage, name, T.SPOOL_NAME)
+    if "://" in storage or not journal.is_file():
+        return 0
+    n, _ = T.replay(journal, uri)
+    journal.replace(journal.with_name(journal.name + ".replayed"))
+    print(f"[rnnsweep] {n} MLflow write(s) spooled by the previous run of sweep {name!r} are now made", flush=True)
+    return n
 
 
 def _end_spooled(w, parent: str, counts: dict[str, int], n: int, uri: str, exp: Experiment) -> T.TrackingSpooled:

@@ -183,3 +183,18 @@ def test_replay_command(empty_db, tmp_path, capsys):
     assert run_search.main(["replay", str(tmp_path / "none.jsonl")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: no MLflow write journal"), err
+
+
+def test_resume_makes_the_writes_a_killed_driver_spooled(empty_db, tmp_path):
+    from search import sweep as S
+
+    uri, c, exp, par = _store(empty_db, tmp_path / "b.db")
+    journal = tmp_path / "res" / "sw" / T.SPOOL_NAME
+    journal.parent.mkdir(parents=True)
+    cb = _callback(uri, exp, par, spool=journal)
+    _events(cb, outage=(0, lambda: _go_down(cb.w)))
+    del cb  # the driver is gone; its journal is all that is left
+    assert S.replay_left_spool(str(tmp_path / "res"), "sw", uri) > 0
+    assert {k: v["status"] for k, v in record(c, exp, par).items()} == {"t_a": "FINISHED", "t_b": "FAILED"}
+    assert not journal.exists() and journal.with_name(journal.name + ".replayed").is_file()
+    assert S.replay_left_spool(str(tmp_path / "res"), "sw", uri) == 0  # nothing left to make
