@@ -688,12 +688,12 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - the store itself may be the problem; the error below says what failed
             pass
         if lost:
+            spool = Path(storage, name, T.SPOOL_NAME)
             raise T.TrackingLost(
                 f"the MLflow tracking server {T.redact(uri)} stopped answering ({type(e).__name__}); the sweep's "
                 f"record there is incomplete (runs may stay RUNNING); the trial results are in Tune's folder "
-                f"{storage}/{name}" + (f"; {cb.w.spooled} write(s) are spooled in {cb.w.spool}: run `python "
-                                       f"run_search.py replay {cb.w.spool}` once it answers"
-                                       if "cb" in locals() and cb.w.spooled else "")) from None
+                f"{storage}/{name}" + (f"; writes are spooled in {spool}: run `python run_search.py replay "
+                                       f"{spool}` once it answers" if spool.is_file() else "")) from None
         raise
     finally:
         T.set_spool(None)
