@@ -467,6 +467,27 @@ def read_journal(path: str | Path) -> list[dict]:
     return out
 
 
+def _check_targets(c, entries: list[dict], path, uri: str) -> None:
+    """Every experiment and existing run the journal writes to is in the store, before anything is written (a journal
+    replayed into another store would otherwise be skipped write by write)."""
+    from mlflow.exceptions import MlflowException
+
+    runs = {e["run"] for e in entries if e.get("run") and e["call"] != "create_run"
+            and not e["run"].startswith(_PLACEHOLDER)}
+    exps = {e["experiment_id"] for e in entries if e["call"] == "create_run"}
+    for what, ids, get in (("experiment", exps, c.get_experiment), ("run", runs, c.get_run)):
+        for i in sorted(ids):
+            try:
+                found = get(i)
+            except MlflowException as err:
+                if getattr(err, "error_code", None) not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                    raise
+                found = None
+            if found is None:
+                raise ConfigError(f"the journal {path} writes to {what} {i}, which {redact(uri)} does not have: replay "
+                                  "it into the store the sweep wrote to (--mlflow-uri); nothing was replayed")
+
+
 def replay(path: str | Path, uri: str | None = None) -> tuple[int, str]:
     """Write a journal's entries into the tracking store (its own, unless ``uri``); (entries written, uri)."""
     entries = read_journal(path)
@@ -477,6 +498,7 @@ def replay(path: str | Path, uri: str | None = None) -> tuple[int, str]:
     uri = resolve_uri(uri)
     check_reachable(uri)
     c = client(uri)
+    _check_targets(c, entries, path, uri)
     idmap: dict[str, str] = {}
     n = 0
     for e in entries:

@@ -160,6 +160,19 @@ def test_a_bad_journal_is_refused_before_anything_is_written(empty_db, tmp_path,
         T.replay(tmp_path, uri)
 
 
+def test_a_journal_replayed_into_another_store_is_refused_before_anything_is_written(empty_db, tmp_path):
+    uri, c, exp, par = _store(empty_db, tmp_path / "b.db")
+    journal = tmp_path / T.SPOOL_NAME
+    cb = _callback(uri, exp, par, spool=journal)
+    _events(cb, outage=(0, lambda: _go_down(cb.w)))
+    other = tmp_path / "other.db"
+    shutil.copy(empty_db, other)  # a store without the sweep's experiment and parent run
+    with pytest.raises(ConfigError, match="does not have: replay it into the store the sweep wrote to"):
+        T.replay(journal, f"sqlite:///{other}")
+    c2 = T.client(f"sqlite:///{other}")
+    assert [e.name for e in c2.search_experiments()] == ["Default"] and not c2.search_runs(["0"])
+
+
 def test_replay_command(empty_db, tmp_path, capsys):
     uri, c, exp, par = _store(empty_db, tmp_path / "b.db")
     journal = tmp_path / T.SPOOL_NAME
