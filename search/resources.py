@@ -87,8 +87,8 @@ def _largest(values: list) -> Any:
 
 def largest_params(space, run_space, models: tuple[str, ...], data_dir: str | None) -> int | None:
     """The parameter count of the largest model the sweep can build: each numeric parameter of the space at its
-    largest value (widths, depths), built on PyTorch's meta device (no memory, no data); None when it cannot be
-    built that way."""
+    largest value (widths, depths), and each seed point, built on PyTorch's meta device (no memory, no data); models
+    larger than this machine's memory are left out; None when none can be counted."""
     import torch
 
     from rnns.model import SequenceModel, count_parameters
@@ -123,8 +123,19 @@ def largest_params(space, run_space, models: tuple[str, ...], data_dir: str | No
                 n = count_parameters(model)
         except Exception:  # noqa: BLE001 - a cell that computes at construction: no estimate for it
             continue
+        if 4 * n > _host_memory():
+            # cannot even be held in memory: its trials fail on allocation (recorded as out of memory) before any
+            # checkpoint is written; counting it would refuse the sweep for a disk it never uses
+            continue
         most = n if most is None else max(most, n)
     return most
+
+
+def _host_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
 
 
 def checkpoints_alive(*, scheduler: str, num_samples: int, budget: int, concurrent: int, models: int,

@@ -77,7 +77,11 @@ def test_the_free_space_asked_for_comes_from_the_largest_model():
     pbt = R.checkpoints_alive(scheduler="pbt", num_samples=8, budget=5, concurrent=4, models=1, confirm_top=0,
                               confirm_seeds=1)
     assert pbt == 40
+    # a model no machine can hold (the fault tests' 1 PB recurrent matrix) fails on allocation, before any checkpoint:
+    # it does not make the sweep ask for a petabyte of disk
     demo = get_space("demo/copy")
+    huge = S.sweep_space(demo, 3, {"hidden_size": 16_000_000}, 0)  # the published seed point keeps its own width
+    assert R.largest_params(demo, huge, tuple(demo.models), None) < 10**6
     small = R.largest_params(demo, S.sweep_space(demo, 3, {}, 0), tuple(demo.models), None)
     assert 0 < small < 10**6 and R.needed_bytes(R.state_bytes(small), 10) < 128 * 2**20
 
