@@ -566,6 +566,8 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         raise ConfigError(f"sweep {name!r} already exists under {storage}: use --resume, or another --name")
     if exp.resume:
         replay_left_spool(storage, name, uri)
+    for line in spool_notices(storage, name):  # other sweeps' journals: said, not replayed (their driver may run)
+        print(line, flush=True)
     check_local_storage(storage)
     check_free_space(storage, sweep_disk_need(exp, space, run_space, models, budget))
     check_task_files(space.task, exp.data_dir)
@@ -717,6 +719,19 @@ def replay_left_spool(storage: str, name: str, uri: str) -> int:
     journal.replace(journal.with_name(journal.name + ".replayed"))
     print(f"[rnnsweep] {n} MLflow write(s) spooled by the previous run of sweep {name!r} are now made", flush=True)
     return n
+
+
+def spool_notices(storage: str, name: str) -> list[str]:
+    """One line per journal other sweeps under ``storage`` left unreplayed (not replayed here: a sweep still running
+    writes its own journal when its server answers, and two writers of one journal could both create a run)."""
+    if "://" in storage or not Path(storage).is_dir():
+        return []
+    out = []
+    for j in sorted(Path(storage).glob(f"*/{T.SPOOL_NAME}")):
+        if j.parent.name != name:
+            out.append(f"[rnnsweep] sweep {j.parent.name!r} has MLflow writes waiting in {j}: once its tracking server "
+                       f"answers (and that sweep has ended), run `python run_search.py replay {j}`")
+    return out
 
 
 def _end_spooled(w, parent: str, counts: dict[str, int], n: int, uri: str, exp: Experiment) -> T.TrackingSpooled:

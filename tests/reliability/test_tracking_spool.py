@@ -211,3 +211,16 @@ def test_resume_makes_the_writes_a_killed_driver_spooled(empty_db, tmp_path):
     assert {k: v["status"] for k, v in record(c, exp, par).items()} == {"t_a": "FINISHED", "t_b": "FAILED"}
     assert not journal.exists() and journal.with_name(journal.name + ".replayed").is_file()
     assert S.replay_left_spool(str(tmp_path / "res"), "sw", uri) == 0  # nothing left to make
+
+
+def test_the_next_sweep_under_the_same_storage_names_a_journal_left_waiting(tmp_path):
+    from search import sweep as S
+
+    (tmp_path / "res" / "old").mkdir(parents=True)
+    (tmp_path / "res" / "old" / T.SPOOL_NAME).write_text('{"call": "header"}\n')
+    (tmp_path / "res" / "done").mkdir()
+    (tmp_path / "res" / "done" / (T.SPOOL_NAME + ".replayed")).write_text('{"call": "header"}\n')
+    lines = S.spool_notices(str(tmp_path / "res"), "new")
+    assert len(lines) == 1 and "'old'" in lines[0] and f"replay {tmp_path / 'res' / 'old' / T.SPOOL_NAME}" in lines[0]
+    assert S.spool_notices(str(tmp_path / "res"), "old") == []  # its own is replayed by --resume instead
+    assert S.spool_notices(str(tmp_path / "none"), "new") == []
