@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""rnnsweep command line: sweep | best | compare | reproduce | spaces | tasks | data.
+"""rnnsweep command line: sweep | best | compare | reproduce | spaces | tasks | data | replay.
 
 A thin layer: it parses, dispatches and prints. Bad input is one line on stderr and exit status 2.
 """
@@ -128,6 +128,10 @@ def parser() -> argparse.ArgumentParser:
     from search.mlflow_server import add_arguments
 
     add_arguments(sv)
+
+    rp = sub.add_parser("replay", help="write the MLflow writes a sweep spooled while its tracking server was away")
+    rp.add_argument("journal", help="the sweep's mlflow_spool.jsonl (the sweep names it when it ends)")
+    rp.add_argument("--mlflow-uri", default=None, help="tracking store to write to (default: the one it names)")
 
     d = sub.add_parser("data", help="list each task's files, verify checksums, prepare caches")
     d.add_argument("--data-dir", default=None)
@@ -292,6 +296,18 @@ def data_rows(files, data_dir) -> list[list[str]]:
     return out
 
 
+def cmd_replay(a) -> int:
+    from search import tracking
+
+    n, uri = tracking.replay(a.journal, a.mlflow_uri)
+    p = Path(a.journal)
+    done = p if p.name.endswith(".replayed") else p.with_name(p.name + ".replayed")
+    if done != p:
+        p.replace(done)  # a --resume does not replay it again (replaying it by hand again changes nothing)
+    print(f"replayed {n} MLflow write(s) from {p} into {tracking.redact(uri)}; the journal is now {done}")
+    return 0
+
+
 def cmd_server(a) -> int:
     from search.mlflow_server import serve
 
@@ -299,7 +315,7 @@ def cmd_server(a) -> int:
 
 
 COMMANDS = {"server": cmd_server, "sweep": cmd_sweep, "best": cmd_best, "compare": cmd_compare, "reproduce": cmd_reproduce,
-            "spaces": cmd_spaces, "tasks": cmd_tasks, "data": cmd_data}
+            "spaces": cmd_spaces, "tasks": cmd_tasks, "data": cmd_data, "replay": cmd_replay}
 
 
 class _Terminated(KeyboardInterrupt):

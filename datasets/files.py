@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
+import shutil
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -177,20 +179,74 @@ def need_root(data_dir: Path | None, task: str) -> Path:
 # ----------------------------------------------------------------------------------------------------------------
 # checksums
 
-_HASHES: dict[tuple[str, int, int], str] = {}
+_HASHES: dict[tuple, str] = {}
+MEMO_FILE = "file-checks.json"  # in the cache folder: checks already made, by file identity (below)
+_MEMO_MIN = 1 << 20  # smaller files are checked again each time (cheaper than keeping a record of them)
 
 
-def sha256_of(path: Path) -> str:
-    """sha256 of a file, memoised per (path, size, mtime) so that a process hashes each file once."""
+def _identity(path: Path) -> tuple:
+    """(path, size, mtime, ctime, inode): any write to the file, or another file in its place, changes it (ctime
+    cannot be set back by hand)."""
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _memo_load() -> dict[str, str]:
+    try:
+        with open(cache_dir() / MEMO_FILE) as f:
+            d = json.load(f)
+        return d if isinstance(d, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _memo_get(kind: str, ident: tuple) -> str | None:
+    if ident[1] < _MEMO_MIN:
+        return None
+    return _memo_load().get(f"{kind}:{json.dumps(ident)}")
+
+
+def _memo_put(kind: str, ident: tuple, value: str) -> None:
+    """Recorded atomically (a temporary file and a rename: concurrent trials never see half a record); entries of
+    files that no longer match are dropped. Failing to record is not an error (the check is just made again)."""
+    if ident[1] < _MEMO_MIN:
+        return
+    try:
+        d = _memo_load()
+        d[f"{kind}:{json.dumps(ident)}"] = value
+        live = {}
+        for k, v in d.items():
+            try:
+                i = json.loads(k.split(":", 1)[1])
+                if tuple(i) == _identity(Path(i[0])):
+                    live[k] = v
+            except (OSError, ValueError, IndexError, TypeError):
+                pass
+        dest = cache_dir() / MEMO_FILE
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(live, f)
+        os.replace(tmp, dest)
+    except OSError:
+        pass
+
+
+def sha256_of(path: Path, fresh: bool = False) -> str:
+    """sha256 of a file, hashed once per file version: memoised in the process and, for files of 1 MiB or more, in
+    the cache folder by (path, size, mtime, ctime, inode), so that each sweep start does not read WikiText-103's
+    500 MB again. ``fresh``: read the file whatever the records say (``run_search.py data``)."""
+    ident = _identity(path)
+    if fresh or ident not in _HASHES:
+        got = None if fresh else _memo_get("sha256", ident)
+        if got is None:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    h.update(block)
+            got = h.hexdigest()
+            _memo_put("sha256", ident, got)
+        _HASHES[ident] = got
+    return _HASHES[ident]
 
 
 def local_sums(root: Path) -> dict[str, str]:
@@ -213,12 +269,12 @@ def expected_sha(root: Path, relpath: str) -> set[str]:
     return out
 
 
-def check_sha(root: Path, relpath: str, task: str) -> bool | None:
+def check_sha(root: Path, relpath: str, task: str, fresh: bool = False) -> bool | None:
     """True when the checksum matches, None when no checksum is known; a mismatch raises ConfigError."""
     want = expected_sha(root, relpath)
     if not want:
         return None
-    got = sha256_of(root / relpath)
+    got = sha256_of(root / relpath, fresh=fresh)
     if got not in want:
         raise corrupt(task, root / relpath, f"sha256 {got[:16]}... differs from the standard "
                                             f"{sorted(want)[0][:16]}...; if it is a deliberate copy, list its sha256 "
@@ -306,16 +362,33 @@ def mnist_root(root: Path, task: str = "psmnist") -> Path:
         shas.append(sha256_of(raw / g))
     tag = hashlib.sha256("".join(shas).encode()).hexdigest()[:16]
     croot = cache_dir() / f"mnist-{tag}"
-    for g in _MNIST_GZ:
-        n = g[:-3]
-        dest = croot / "MNIST" / "raw" / n
-        size = MNIST_RAW[n][1]
-        if not _idx_ok(dest, size):
+    if _mnist_cache_ok(croot):
+        return croot
+    # built whole in a temporary folder and renamed into place: a damaged file (found by gunzip, or by the size of
+    # what it holds) leaves nothing behind (it used to leave the 45 MB of files decompressed before it)
+    tmp = Path(tempfile.mkdtemp(dir=croot.parent, prefix=f".{croot.name}.", suffix=".tmp"))
+    try:
+        for g in _MNIST_GZ:
+            n = g[:-3]
+            dest = tmp / "MNIST" / "raw" / n
+            size = MNIST_RAW[n][1]
             gunzip_to(raw / g, dest, task)
             if not _idx_ok(dest, size):
-                dest.unlink(missing_ok=True)
                 raise corrupt(task, raw / g, f"its content is not the {size}-byte idx file {n}")
+        if croot.exists() and not _mnist_cache_ok(croot):  # left partial by an earlier version: replaced
+            shutil.rmtree(croot, ignore_errors=True)
+        try:
+            os.rename(tmp, croot)
+        except OSError:
+            if not _mnist_cache_ok(croot):  # another process put a complete cache there first: use it
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return croot
+
+
+def _mnist_cache_ok(croot: Path) -> bool:
+    return all(_idx_ok(croot / "MNIST" / "raw" / n, size) for n, (_, size) in MNIST_RAW.items())
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -354,6 +427,17 @@ def list_files(data_dir: str | os.PathLike | None) -> list[FileRow]:
                 ok = sha256_of(p) in expected_sha(root, f.path)
             rows.append(FileRow(",".join(ds.tasks), f.path, p.exists(), ok))
     return rows
+
+
+def format_check(path: Path, task: str) -> None:
+    """:func:`_format_check`, made once per file version (memoised like :func:`sha256_of`; only a file that passed)."""
+    if path.is_dir():
+        return
+    ident = _identity(path)
+    if _memo_get("format", ident) == "ok":
+        return
+    _format_check(path, task)
+    _memo_put("format", ident, "ok")
 
 
 def _format_check(path: Path, task: str) -> None:
@@ -396,7 +480,7 @@ def verify(data_dir: str | os.PathLike | None) -> list[FileRow]:
                 continue
             try:
                 if p.is_file():
-                    check_sha(root, f.path, ds.tasks[0])
+                    check_sha(root, f.path, ds.tasks[0], fresh=True)  # an explicit check reads every byte
                 _format_check(p, ds.tasks[0])
             except ConfigError as e:
                 bad.append(f"{f.path}: {e}")

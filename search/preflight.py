@@ -497,6 +497,41 @@ _DRY_WIDTH = 256  # widest model of the dry construction (a real one may be thou
 _TINY_SPLITS = {"n_val": 2, "n_test": 2, "n_train": 2, "updates": 1}
 
 
+_SPECS: dict[str, Any] = {}  # task specs built in this process, by task, options, data root and its files' versions
+
+
+def _files_version(task: str, data_dir: str | None) -> tuple:
+    """(file, size, mtime) of the task's present data files: a changed file is built again."""
+    try:
+        from datasets import files as F
+        from datasets.base import resolve_data_dir
+
+        ds, root = F.dataset_of(task), resolve_data_dir(data_dir)
+    except (ImportError, KeyError):
+        return ()
+    if root is None:
+        return ()
+    out = []
+    for f in ds.files:
+        try:
+            st = (root / f.path).stat()
+            out.append((f.path, st.st_size, st.st_mtime_ns))
+        except OSError:
+            pass
+    return tuple(out)
+
+
+def built_spec(task: str, data_dir: str | None) -> Any:
+    """The spec of a build of ``task`` this process already made (any options; its files unchanged), else None: the
+    sweep reads its metric and mode from the preflight's build instead of building the task again."""
+    version = _files_version(task, data_dir)
+    for key, spec in reversed(list(_SPECS.items())):
+        t, d, v = key[:3]
+        if t == task and d == str(data_dir) and v == version:
+            return spec
+    return None
+
+
 class _Dry:
     """Builds a task (tiny splits), a model (small width), an optimiser and a schedule from a configuration, with
     caches so that a space's many values cost few constructions."""
@@ -518,7 +553,10 @@ class _Dry:
                 opts[k] = _TINY_SPLITS[k]
         key = repr((task, sorted(opts.items())))
         if key not in self.specs:
-            self.specs[key] = build_task(task, data_dir=self.data_dir, **opts).spec
+            gkey = (task, str(self.data_dir), _files_version(task, self.data_dir), key)
+            if gkey not in _SPECS:
+                _SPECS[gkey] = build_task(task, data_dir=self.data_dir, **opts).spec
+            self.specs[key] = _SPECS[gkey]
         return self.specs[key]
 
     def model(self, cfg: dict) -> Any:

@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,7 @@ from typing import Any
 
 from rnns.errors import ConfigError
 
+from . import resources as R
 from . import tracking as T
 from .algorithms import SCHEDULERS, SEARCHERS, build_scheduler, build_searcher, pbt_mutable, preset_space
 from .config import known_keys
@@ -330,27 +332,40 @@ def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | 
     return True
 
 
-MIN_FREE_ENV = "RNNSWEEP_MIN_FREE_MB"  # free space --storage must have before a sweep starts (default 512 MiB)
+MIN_FREE_ENV = R.MIN_FREE_ENV  # set: the free space (MiB) --storage must have before a sweep starts
 
 
-def check_free_space(storage: str) -> None:
-    """Refuse, before Ray starts, a local --storage with less than $RNNSWEEP_MIN_FREE_MB free (each trial keeps its
-    last checkpoint there, best weights included; a full disk in the middle fails trials one by one)."""
+def check_free_space(storage: str, need: int | None = None) -> None:
+    """Refuse, before Ray starts, a local --storage with less free space than the sweep's checkpoints need (``need``
+    bytes, search.resources' estimate; 512 MiB without one; $RNNSWEEP_MIN_FREE_MB, when set, replaces it): a full
+    disk in the middle of a sweep fails its trials one by one."""
     if "://" in storage and not storage.startswith("file://"):
         return
-    try:
-        need = float(os.environ.get(MIN_FREE_ENV, "512")) * 2**20
-    except ValueError:
-        raise ConfigError(f"${MIN_FREE_ENV} must be a number of MiB, got {os.environ[MIN_FREE_ENV]!r}") from None
-    p = Path(storage.removeprefix("file://"))
-    while not p.exists() and p.parent != p:
-        p = p.parent
-    st = os.statvfs(p)
-    free = st.f_bavail * st.f_frsize
+    if os.environ.get(MIN_FREE_ENV) is not None:
+        try:
+            need = int(float(os.environ[MIN_FREE_ENV]) * 2**20)
+        except ValueError:
+            raise ConfigError(f"${MIN_FREE_ENV} must be a number of MiB, got {os.environ[MIN_FREE_ENV]!r}") from None
+    elif need is None:
+        need = 512 * 2**20
+    free = R.free_bytes(storage)
     if free < need:
-        raise ConfigError(f"only {free / 2**20:.0f} MiB free under --storage {storage} (a sweep wants at least "
-                          f"{need / 2**20:.0f} MiB for its checkpoints, ${MIN_FREE_ENV}): free space or choose "
-                          "another --storage")
+        raise ConfigError(f"only {free / 2**20:.0f} MiB free under --storage {storage} (this sweep's checkpoints need "
+                          f"about {need / 2**20:.0f} MiB; ${MIN_FREE_ENV} sets the amount): free space, lower "
+                          "--concurrent or --confirm-top, or choose another --storage")
+
+
+def sweep_disk_need(exp: "Experiment", space, run_space, models, budget: int) -> int | None:
+    """Bytes the sweep's checkpoints can take at once (search.resources), None for an object store or when
+    $RNNSWEEP_MIN_FREE_MB is set."""
+    if ("://" in (exp.storage or "") and not (exp.storage or "").startswith("file://")) \
+            or os.environ.get(MIN_FREE_ENV) is not None:
+        return None
+    n = R.largest_params(space, run_space, models, exp.data_dir)
+    alive = R.checkpoints_alive(scheduler=exp.scheduler, num_samples=exp.num_samples, budget=budget,
+                                concurrent=exp.max_concurrent, models=len(models),
+                                confirm_top=exp.confirm_top, confirm_seeds=exp.confirm_seeds)
+    return R.needed_bytes(None if n is None else R.state_bytes(n), alive)
 
 
 def check_task_files(task: str, data_dir: str | None) -> None:
@@ -372,7 +387,7 @@ def check_task_files(task: str, data_dir: str | None) -> None:
         p = root / f.path
         if p.is_file():
             F.check_sha(root, f.path, task)
-            F._format_check(p, task)
+            F.format_check(p, task)
 
 
 def check_local_storage(storage: str) -> None:
@@ -573,8 +588,12 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                               "stopped before Tune started it); start it again under another --name")
     if not exp.resume and _sweep_exists(storage, name):
         raise ConfigError(f"sweep {name!r} already exists under {storage}: use --resume, or another --name")
+    if exp.resume:
+        replay_left_spool(storage, name, uri)
+    for line in spool_notices(storage, name):  # other sweeps' journals: said, not replayed (their driver may run)
+        print(line, flush=True)
     check_local_storage(storage)
-    check_free_space(storage)
+    check_free_space(storage, sweep_disk_need(exp, space, run_space, models, budget))
     check_task_files(space.task, exp.data_dir)
     # the sweep's folder, claimed atomically: two sweeps started at once with one --name never share it
     made = [] if exp.resume else claim_sweep_dir(storage, name, unique=not exp.name)
@@ -650,8 +669,13 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             scheduler = build_scheduler(exp.scheduler, metric=metric, mode=spec_mode, max_t=budget,
                                         grace_period=exp.grace_period, reduction_factor=exp.reduction_factor,
                                         space=run_space, seed=exp.seed)
+        # writes the tracking server cannot take wait in the sweep's folder (they survive the driver)
+        T.set_spool(Path(storage, name, T.SPOOL_NAME) if "://" not in storage else None)
         cb = T.MlflowTrialCallback(uri=uri, experiment_id=exp_id, parent_run_id=parent, sweep=name, task=space.task,
                                    full_budget=budget, rename=rename)
+        # finished trials keep their checkpoints only while they may be read (search.resources); PBT keeps all
+        pruner = [] if exp.scheduler == "pbt" or "://" in storage else [
+            R.CheckpointPruner(metric_name=spec_metric, mode=spec_mode, budget=budget, rename=rename)]
         from .progress import callbacks as progress_callbacks
 
         shown = progress_callbacks(exp.verbose, metric=metric, mode=spec_mode, num_samples=num_samples, budget=budget,
@@ -659,12 +683,14 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                                    reduction_factor=exp.reduction_factor)
         results = run_tuner(trainable_kw=run_kw, param_space=param_space, search_alg=search_alg,
                             scheduler=scheduler, num_samples=tune_samples, exp=exp, name=name, storage=storage,
-                            callbacks=[cb, *shown], metric=metric, mode=spec_mode, packed=exp.pack > 1)
+                            callbacks=[cb, *shown, *pruner], metric=metric, mode=spec_mode, packed=exp.pack > 1)
         del rungs  # the rung table lives while Tune runs (a named actor dies with its last handle)
         rows = _result_rows(results, rename)
         summary = {"sweep": name, "task": space.task, "metric": metric, "mode": spec_mode, "uri": uri,
                    "parent_run_id": parent, "experiment_id": exp_id, "trials": len(rows), "best": {}}
         summary["counts"] = counts = trial_counts(rows, num_samples)
+        if cb.w.spooled:  # the tracking server did not come back: the sweep's own end goes to the journal too
+            raise _end_spooled(cb.w, parent, counts, len(rows), uri, exp)
         for k, v in counts.items():
             c.log_metric(parent, f"trials_{k}", float(v))
         _plots(c, parent, rows, metric)
@@ -692,7 +718,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             e.message = (f"interrupted ({signal.Signals(e.signum).name}): sweep {name!r} recorded as KILLED; "
                          f"continue it with the same command and --resume --name {name}"
                          + (f" --storage {exp.storage}" if exp.storage else ""))
-        if parent is None:
+        if parent is None or isinstance(e, T.TrackingSpooled):
             raise
         lost = T.is_tracking_failure(uri, e)
         try:
@@ -708,12 +734,15 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - the store itself may be the problem; the error below says what failed
             pass
         if lost:
+            spool = Path(storage, name, T.SPOOL_NAME)
             raise T.TrackingLost(
                 f"the MLflow tracking server {T.redact(uri)} stopped answering ({type(e).__name__}); the sweep's "
                 f"record there is incomplete (runs may stay RUNNING); the trial results are in Tune's folder "
-                f"{storage}/{name}") from None
+                f"{storage}/{name}" + (f"; writes are spooled in {spool}: run `python run_search.py replay "
+                                       f"{spool}` once it answers" if spool.is_file() else "")) from None
         raise
     finally:
+        T.set_spool(None)
         _remove_empty(made)  # a sweep that failed before Tune wrote anything leaves no empty folders behind
         if _SIGNALS is not None:
             _SIGNALS.restore()
@@ -724,10 +753,65 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             ray.shutdown()
 
 
+def replay_left_spool(storage: str, name: str, uri: str) -> int:
+    """``--resume``: the writes the previous driver spooled while its tracking server was away (search.tracking's
+    journal in the sweep's folder), made first and in order, before anything else is written; the number made."""
+    journal = Path(storage, name, T.SPOOL_NAME)
+    if "://" in storage or not journal.is_file():
+        return 0
+    n, _ = T.replay(journal, uri)
+    journal.replace(journal.with_name(journal.name + ".replayed"))
+    print(f"[rnnsweep] {n} MLflow write(s) spooled by the previous run of sweep {name!r} are now made", flush=True)
+    return n
+
+
+def spool_notices(storage: str, name: str) -> list[str]:
+    """One line per journal other sweeps under ``storage`` left unreplayed (not replayed here: a sweep still running
+    writes its own journal when its server answers, and two writers of one journal could both create a run)."""
+    if "://" in storage or not Path(storage).is_dir():
+        return []
+    out = []
+    for j in sorted(Path(storage).glob(f"*/{T.SPOOL_NAME}")):
+        if j.parent.name != name:
+            out.append(f"[rnnsweep] sweep {j.parent.name!r} has MLflow writes waiting in {j}: once its tracking server "
+                       f"answers (and that sweep has ended), run `python run_search.py replay {j}`")
+    return out
+
+
+def _end_spooled(w, parent: str, counts: dict[str, int], n: int, uri: str, exp: Experiment) -> T.TrackingSpooled:
+    """The search stage ended while its tracking server was away: the parent run's end (trial counts, status) joins
+    the journal; no confirmation stage or best run (they read and write the record). The one line to print."""
+    status = "completed" if counts["finished"] else "failed"
+
+    def op():
+        c = w.c
+        for k, v in counts.items():
+            c.log_metric(parent, f"trials_{k}", float(v))
+        c.log_metric(parent, "trials", float(n))
+        c.set_tag(parent, T.TAG + "confirmation", "not run: the tracking server stopped answering")
+        c.set_tag(parent, T.STATUS, status)
+        c.set_terminated(parent, "FINISHED" if counts["finished"] else "FAILED")
+
+    w.do(op)
+    how = f"{'rnnsweep' if Path(sys.argv[0]).name == 'rnnsweep' else 'python run_search.py'} replay {w.spool}"
+    if w.spooled:
+        return T.TrackingSpooled(
+            f"the MLflow tracking server {T.redact(uri)} stopped answering: the trials finished ({counts['finished']} "
+            f"finished), {w.spooled} MLflow write(s) are spooled in {w.spool}; once the server answers, run `{how}` "
+            "(the confirmation stage and the best runs were not made)")
+    return T.TrackingSpooled(f"the MLflow tracking server {T.redact(uri)} answered again only after the search stage: "
+                             "every trial is recorded, but the confirmation stage and the best runs were not made")
+
+
 def _task_metric(space, data_dir: str | None = None) -> tuple[str, str]:
     """(metric, mode) of the space's task, from a cheap build (small synthetic sizes where the task has them)."""
     from datasets.base import build_task, get_task
 
+    from .preflight import built_spec
+
+    spec = built_spec(space.task, data_dir)  # the preflight's build (validate), when it made one
+    if spec is not None:
+        return spec.metric, spec.mode
     entry = get_task(space.task)
     small = {k: v for k, v in {"n_val": 2, "n_test": 2, "n_train": 2, "updates": 1}.items() if k in entry.defaults}
     t = build_task(space.task, data_dir=data_dir, **{**space.task_options, **small})

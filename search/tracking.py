@@ -278,22 +278,345 @@ def _quick_http():
             os.environ.pop(k, None)
 
 
-class RunWriter:
-    """Queued MLflow writes: a failed write is retried later, in order, instead of being lost."""
+# --- the local write spool ------------------------------------------------------------------------------------------
+# A sweep whose tracking server stops answering keeps its writes in a journal in the sweep's folder (JSON lines, each
+# fsync'd as it is written), so that they survive the driver; ``run_search.py replay JOURNAL`` (or ``--resume``)
+# writes them once the server answers. Each entry is one MLflow client call with every value fixed when it was
+# journaled (timestamps, end times), and replaying is idempotent: a run the journal creates is looked up first by
+# what identifies it (its parent, kind, trial id, sweep and name), identical metrics and parameters are no-ops in
+# MLflow's store, tags and end states are overwritten with the same values. Replaying twice gives the same record.
+SPOOL_NAME = "mlflow_spool.jsonl"
+SPOOL_EXIT = 75  # sysexits' EX_TEMPFAIL: the sweep finished, its record waits for the server
+_PLACEHOLDER = "spool-"
+_IDENTITY = (PARENT, KIND, TRIAL_ID, SWEEP)
+_spool_default: Path | None = None
 
-    def __init__(self, uri: str, retry_seconds: float | None = None):
+
+def set_spool(path: str | Path | None) -> None:
+    """The journal new RunWriters of this process spool to (the sweep's folder), or None: no spool (queue only)."""
+    global _spool_default
+    _spool_default = Path(path) if path else None
+
+
+class TrackingSpooled(TrackingLost):
+    """The sweep finished, but its last MLflow writes wait in the spool: one line, a distinct exit status."""
+    exit_status = SPOOL_EXIT
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class _Run:  # what create_run returns, for a run the journal created
+    def __init__(self, run_id: str, experiment_id: str):
+        from types import SimpleNamespace
+
+        self.info = SimpleNamespace(run_id=run_id, experiment_id=experiment_id, status="RUNNING")
+
+
+class _JournalClient:
+    """Stands in for the MLflow client while the server is away: every write becomes a journal entry (run ids of
+    runs the journal created are placeholders, translated when the run exists). Reads answer 'nothing known'."""
+
+    def __init__(self, w: "RunWriter"):
+        self.w = w
+
+    def _rid(self, run_id: str) -> str:
+        return self.w.idmap.get(run_id, run_id)
+
+    def create_run(self, experiment_id, start_time=None, tags=None, run_name=None):
+        rid = _PLACEHOLDER + os.urandom(12).hex()
+        self.w._journal({"call": "create_run", "run": rid, "experiment_id": str(experiment_id),
+                         "start_time": int(start_time or _now_ms()), "tags": {k: str(v) for k, v in (tags or {}).items()},
+                         "run_name": run_name})
+        return _Run(rid, str(experiment_id))
+
+    def log_batch(self, run_id, metrics=(), params=(), tags=(), synchronous=None):
+        self.w._journal({"call": "log_batch", "run": self._rid(run_id),
+                         "metrics": [[m.key, m.value, m.timestamp, m.step] for m in metrics or ()],
+                         "params": [[p.key, p.value] for p in params or ()],
+                         "tags": [[t.key, t.value] for t in tags or ()]})
+
+    def log_metric(self, run_id, key, value, timestamp=None, step=None, **_):
+        self.log_batch(run_id, metrics=[_metric(key, value, timestamp or _now_ms(), step or 0)])
+
+    def log_param(self, run_id, key, value, **_):
+        self.log_batch(run_id, params=[_param(key, _param_str(value))])
+
+    def set_tag(self, run_id, key, value, **_):
+        self.w._journal({"call": "set_tag", "run": self._rid(run_id), "key": key, "value": str(value)})
+
+    def set_terminated(self, run_id, status=None, end_time=None):
+        self.w._journal({"call": "set_terminated", "run": self._rid(run_id), "status": status or "FINISHED",
+                         "end_time": int(end_time or _now_ms())})
+
+    def update_run(self, run_id, status=None, name=None):
+        self.w._journal({"call": "update_run", "run": self._rid(run_id), "status": status, "name": name})
+
+    def search_runs(self, *a, **k):
+        return []
+
+    def get_metric_history(self, *a, **k):
+        return []
+
+
+def _metric(key, value, ts, step):
+    from mlflow.entities import Metric
+
+    return Metric(key, float(value), int(ts), int(step))
+
+
+def _param(key, value):
+    from mlflow.entities import Param
+
+    return Param(key, str(value))
+
+
+class _MappedClient:
+    """The live MLflow client, with the run ids of journal-created runs translated once the journal was replayed."""
+
+    _ID_FIRST = {"log_batch", "log_metric", "log_param", "set_tag", "set_terminated", "update_run", "log_artifact",
+                 "log_artifacts", "get_run", "get_metric_history", "delete_tag", "log_dict", "log_text"}
+
+    def __init__(self, live, idmap: dict[str, str]):
+        self._live, self._idmap = live, idmap
+
+    def __getattr__(self, name):
+        f = getattr(self._live, name)
+        if name not in self._ID_FIRST:
+            return f
+
+        def call(*a, **k):
+            if a:
+                a = (self._idmap.get(a[0], a[0]), *a[1:])
+            elif "run_id" in k:
+                k["run_id"] = self._idmap.get(k["run_id"], k["run_id"])
+            return f(*a, **k)
+        return call
+
+
+def _q(v: str) -> str:
+    return str(v).replace("'", "\\'")
+
+
+def apply_entry(c, e: dict, idmap: dict[str, str]) -> None:
+    """One journal entry written with the client ``c`` (idempotent; ``idmap``: placeholder -> run id, extended)."""
+    call = e["call"]
+    if call == "header":
+        return
+    if call == "create_run":
+        tags = e.get("tags") or {}
+        conds = [f"tags.`{k}` = '{_q(tags[k])}'" for k in _IDENTITY if k in tags]
+        if e.get("run_name"):
+            conds.append(f"attributes.run_name = '{_q(e['run_name'])}'")
+        found = c.search_runs([e["experiment_id"]], filter_string=" and ".join(conds), max_results=2) if conds else []
+        if found:
+            idmap[e["run"]] = found[0].info.run_id
+        else:
+            idmap[e["run"]] = c.create_run(e["experiment_id"], start_time=e["start_time"], tags=tags,
+                                           run_name=e.get("run_name")).info.run_id
+        return
+    rid = idmap.get(e["run"], e["run"])
+    if rid.startswith(_PLACEHOLDER):
+        raise ConfigError(f"the journal refers to run {rid}, which none of its entries creates: it is incomplete")
+    if call == "log_batch":
+        from mlflow.entities import RunTag
+
+        ms = [_metric(*m) for m in e.get("metrics") or ()]
+        ps = [_param(*p) for p in e.get("params") or ()]
+        ts = [RunTag(k, v) for k, v in e.get("tags") or ()]
+        c.log_batch(rid, metrics=ms, params=ps, tags=ts)
+    elif call == "set_tag":
+        c.set_tag(rid, e["key"], e["value"])
+    elif call == "set_terminated":
+        c.set_terminated(rid, e["status"], end_time=e["end_time"])
+    elif call == "update_run":
+        c.update_run(rid, status=e.get("status"), name=e.get("name"))
+    else:
+        raise ConfigError(f"the journal has an entry this version cannot write ({call!r})")
+
+
+def read_journal(path: str | Path) -> list[dict]:
+    """The journal's entries; a last line cut off by a killed driver (no newline) is left out; anything else that
+    is not an entry is refused in one line before anything is written."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"no MLflow write journal at {p}" + (" (a folder)" if p.is_dir() else "") +
+                          f": give the {SPOOL_NAME} file the sweep named")
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read the journal {p} ({e})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    elif lines:
+        lines.pop()  # cut off while being written: it was never acknowledged
+    out = []
+    for i, ln in enumerate(lines, 1):
+        try:
+            e = json.loads(ln)
+            if not isinstance(e, dict) or "call" not in e or (e["call"] not in ("header", "create_run") and "run" not in e):
+                raise ValueError("not a journal entry")
+        except ValueError as err:
+            raise ConfigError(f"{p} line {i} is not an MLflow journal entry ({str(err)[:80]}): not a {SPOOL_NAME} "
+                              "written by rnnsweep, or damaged; nothing was replayed") from None
+        out.append(e)
+    if not out or out[0].get("call") != "header":
+        raise ConfigError(f"{p} is not an MLflow journal written by rnnsweep (no header line); nothing was replayed")
+    return out
+
+
+def _check_targets(c, entries: list[dict], path, uri: str) -> None:
+    """Every experiment and existing run the journal writes to is in the store, before anything is written (a journal
+    replayed into another store would otherwise be skipped write by write)."""
+    from mlflow.exceptions import MlflowException
+
+    runs = {e["run"] for e in entries if e.get("run") and e["call"] != "create_run"
+            and not e["run"].startswith(_PLACEHOLDER)}
+    exps = {e["experiment_id"] for e in entries if e["call"] == "create_run"}
+    for what, ids, get in (("experiment", exps, c.get_experiment), ("run", runs, c.get_run)):
+        for i in sorted(ids):
+            try:
+                found = get(i)
+            except MlflowException as err:
+                if getattr(err, "error_code", None) not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                    raise
+                found = None
+            if found is None:
+                raise ConfigError(f"the journal {path} writes to {what} {i}, which {redact(uri)} does not have: replay "
+                                  "it into the store the sweep wrote to (--mlflow-uri); nothing was replayed")
+
+
+def replay(path: str | Path, uri: str | None = None) -> tuple[int, str]:
+    """Write a journal's entries into the tracking store (its own, unless ``uri``); (entries written, uri)."""
+    entries = read_journal(path)
+    if uri is None:
+        uri = entries[0].get("uri") or ""
+        if "***" in uri or not uri:
+            raise ConfigError(f"the journal {path} does not name its tracking URI in full: give --mlflow-uri")
+    uri = resolve_uri(uri)
+    check_reachable(uri)
+    c = client(uri)
+    _check_targets(c, entries, path, uri)
+    idmap: dict[str, str] = {}
+    n = 0
+    for e in entries:
+        try:
+            apply_entry(c, e, idmap)
+        except Exception as err:  # noqa: BLE001
+            if getattr(err, "error_code", None) in PERMANENT_ERRORS:
+                print(f"[rnnsweep] MLflow refused a journaled write, skipped ({err.error_code}: "
+                      f"{redact(str(err))[:200]})", flush=True)
+                continue
+            if isinstance(err, ConfigError) or not is_tracking_failure(uri, err):
+                raise
+            raise TrackingLost(f"the MLflow tracking server {redact(uri)} stopped answering during the replay "
+                               f"({n} of {len(entries) - 1} writes made); run the same command again") from None
+        n += e["call"] != "header"
+    return n, uri
+
+
+class RunWriter:
+    """Queued MLflow writes: a failed write is retried later, in order, instead of being lost.
+
+    With a spool (``spool`` or :func:`set_spool`), writes that cannot be made go to a journal on disk instead of a
+    queue in memory (they survive the driver); the journal is replayed, in order, as soon as the server answers, and
+    what is left of it at the end names the command that replays it (``run_search.py replay``)."""
+
+    def __init__(self, uri: str, retry_seconds: float | None = None, spool: str | Path | None = None):
         self.uri = uri
-        self.c = client(uri)
+        self._live = client(uri)
         self.pending: list[Callable[[], None]] = []
         # at least as long as the MLflow client's own retries of one request: the sweep's later writes (the parent
         # run, the best runs) go through those, and must not succeed while queued trial results were given up
         self.retry_seconds = float(os.environ.get(RETRY_ENV, 300.0)) if retry_seconds is None else retry_seconds
         self.warned = False
         self.down = False  # the last write failed: retry only once the server answers again
+        self.spool = Path(spool) if spool else _spool_default
+        self.idmap: dict[str, str] = {}  # journal placeholder -> run id, once replayed
+        self.spooled = 0  # journal entries not yet written to the server
+        self._journaling = False
+        self._jc = _JournalClient(self)
+        self._mapped = _MappedClient(self._live, self.idmap)
+
+    @property
+    def c(self):
+        """The client an op writes with: the live one, or (while the server is away) the journal."""
+        if self.spool is None:
+            return self._live
+        return self._jc if self._journaling else self._mapped
+
+    @property
+    def queued(self) -> int:
+        """Writes not made yet (in memory or in the journal)."""
+        return len(self.pending) + self.spooled
 
     def do(self, op: Callable[[], None]) -> None:
-        self.pending.append(op)
-        self.flush()
+        if self.spool is None:
+            self.pending.append(op)
+            self.flush()
+            return
+        if self.spooled and not self.flush():
+            self._spool_op(op)
+            return
+        try:
+            with _quick_http():
+                op()
+            self.down = False
+        except Exception as e:  # noqa: BLE001 - the store may be unreachable: the op goes to the journal
+            if getattr(e, "error_code", None) in PERMANENT_ERRORS:
+                print(f"[rnnsweep] MLflow refused a write, skipped ({e.error_code}: {redact(str(e))[:200]})", flush=True)
+                return
+            self.down = True
+            # written again from its start into the journal: what it made before failing is repeated identically
+            self._spool_op(op)
+            if not self.warned:
+                print(f"[rnnsweep] MLflow write failed ({type(e).__name__}: {redact(str(e))[:120]}); writes are "
+                      f"kept in {self.spool} until the server answers", flush=True)
+                self.warned = True
+
+    def _spool_op(self, op: Callable[[], None]) -> None:
+        self._journaling = True
+        try:
+            op()
+        finally:
+            self._journaling = False
+
+    def _journal(self, entry: dict) -> None:
+        new = not self.spool.exists() or self.spool.stat().st_size == 0
+        with open(self.spool, "a") as f:
+            if new:
+                f.write(json.dumps({"call": "header", "uri": self.uri if "@" not in self.uri else redact(self.uri),
+                                    "created": _now_ms()}) + "\n")
+            f.write(json.dumps(entry) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if new:
+            fd = os.open(self.spool.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # the new file's name too
+            finally:
+                os.close(fd)
+        self.spooled += 1
+
+    def _replay_spool(self) -> None:
+        """The journal's entries written in order; the journal removed once all are made (raises while down)."""
+        entries = read_journal(self.spool)
+        done = len(entries) - 1 - self.spooled  # entries of this journal already written
+        with _quick_http():
+            for i, e in enumerate(entries[1:]):
+                if i < done:
+                    continue
+                try:
+                    apply_entry(self._live, e, self.idmap)
+                except Exception as err:  # noqa: BLE001
+                    if getattr(err, "error_code", None) not in PERMANENT_ERRORS:
+                        raise
+                    print(f"[rnnsweep] MLflow refused a write, skipped ({err.error_code}: {redact(str(err))[:200]})",
+                          flush=True)
+                self.spooled -= 1
+        self.spool.unlink()
 
     def _answers(self) -> bool:
         if not self.uri.startswith(("http://", "https://")):
@@ -308,6 +631,25 @@ class RunWriter:
 
     def flush(self, wait: float = 0.0) -> bool:
         deadline = time.monotonic() + wait
+        while self.spooled:
+            if self.down and not self._answers():
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(1.0)
+                continue
+            try:
+                self._replay_spool()
+                self.down = False
+                if self.warned:
+                    print("[rnnsweep] MLflow reachable again: the journaled writes are made", flush=True)
+                    self.warned = False
+            except ConfigError:
+                raise
+            except Exception:  # noqa: BLE001 - unreachable again: the rest stays in the journal
+                self.down = True
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(1.0)
         while self.pending:
             if self.down and not self._answers():
                 if time.monotonic() >= deadline:
@@ -489,10 +831,10 @@ class MlflowTrialCallback(Callback):
         self._finish(trial, error=True)
 
     def on_experiment_end(self, trials, **info):
-        if self.w.pending and not self.w.flush():
+        if self.w.queued and not self.w.flush():
             print(f"[rnnsweep] waiting up to {self.w.retry_seconds:g} s for MLflow ({redact(self.uri)}) to write "
-                  f"{len(self.w.pending)} queued write(s) (${RETRY_ENV})", flush=True)
-        if not self.w.flush(wait=self.w.retry_seconds):
+                  f"{self.w.queued} queued write(s) (${RETRY_ENV})", flush=True)
+        if not self.w.flush(wait=self.w.retry_seconds) and self.w.pending:  # spooled writes: the sweep says so
             print(f"[rnnsweep] {len(self.w.pending)} MLflow write(s) could not be made; the trial results stay "
                   "in the Tune results folder")
 

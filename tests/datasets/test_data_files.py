@@ -78,7 +78,9 @@ def test_ptb_not_utf8(tmp_path):
 
 
 @needs_real
-def test_bad_and_truncated_gzip(tmp_path):
+def test_bad_and_truncated_gzip(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(files.CACHE_ENV, str(cache))
     for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
                  "t10k-labels-idx1-ubyte.gz"):
         _copy(f"MNIST/raw/{name}", tmp_path)
@@ -87,6 +89,9 @@ def test_bad_and_truncated_gzip(tmp_path):
     declare(tmp_path, "MNIST/raw/t10k-images-idx3-ubyte.gz")
     with pytest.raises(ConfigError, match="gzip"):
         build_task("psmnist", data_dir=tmp_path)
+    # the 45 MB decompressed before the damaged file was found are not left in the cache
+    left = [p for p in cache.iterdir() if p.name != files.MEMO_FILE]  # the record of checks made is kept
+    assert left == [], list(cache.rglob("*"))
     p.write_bytes(b"this is not gzip at all")
     (tmp_path / "SHA256SUMS").unlink()
     declare(tmp_path, "MNIST/raw/t10k-images-idx3-ubyte.gz")
@@ -104,6 +109,7 @@ def test_gzip_of_the_wrong_content(tmp_path):
         declare(tmp_path, f"MNIST/raw/{name}")
     with pytest.raises(ConfigError, match="idx file"):
         build_task("smnist", data_dir=tmp_path)
+    assert not any(files.cache_dir().glob("*mnist-*")), "nothing of a refused copy is cached"
 
 
 def test_mat_missing_keys(tmp_path):

@@ -52,6 +52,14 @@ def test_scheduler_runs_a_sweep(scheduler, searcher, local_ray, tmp_path):
     if searcher == "grid":
         lrs = [float(r.data.params["lr"]) for r in runs]
         assert 1e-3 in lrs  # the published seed point first, then grid corners of the space
+    # checkpoints left: PBT keeps all; otherwise only the best finished trial of each model (search.resources), and
+    # that one was read back to test the best configuration
+    kept = [d for d in (tmp_path / "res" / scheduler).iterdir() if (d / "params.json").is_file()
+            and any(d.glob("checkpoint_*"))]
+    if scheduler == "pbt":
+        assert len(kept) == 4
+    else:
+        assert len(kept) == len(s["best"]) and all(b["test_mean"] is not None for b in s["best"].values()), s["best"]
 
 
 def test_reused_actors_give_identical_results(local_ray, tmp_path):
