@@ -86,19 +86,20 @@ def test_packed_grid_sweep_records_what_an_unpacked_one_does(local_ray, tmp_path
         c = MlflowClient(uri)
         runs = _trial_runs(c, s["experiment_id"], name)
         assert len(runs) == 4
-        recs[pack] = {r.data.params["lr"]: r for r in runs}
+        recs[pack] = {tuple(sorted(r.data.params.items())): r for r in runs}
+        assert len(recs[pack]) == 4  # four distinct configurations
         if pack == 2:  # the best member reproduced from its record, exactly (it is trained as a pack of one)
             from search.results import reproduce
 
             text, ok = reproduce(c, "copy_nnrnn", "rnn", 1, 0.0, None, sweep=name)
             assert ok, text
     assert set(recs[1]) == set(recs[2])
-    for lr, a in recs[1].items():
-        b = recs[2][lr]
+    for key, a in recs[1].items():
+        b = recs[2][key]
         assert a.data.params == b.data.params
         assert set(a.data.metrics) == set(b.data.metrics)
         assert set(b.data.tags) - set(a.data.tags) == {"rnnsweep.pack"}
         for k, v in a.data.metrics.items():
             if k in ("epoch_seconds",):
                 continue
-            assert b.data.metrics[k] == pytest.approx(v, rel=1e-3, abs=1e-4), (lr, k)
+            assert b.data.metrics[k] == pytest.approx(v, rel=1e-3, abs=1e-4), (key, k)
