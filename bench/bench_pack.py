@@ -39,6 +39,19 @@ BASE = {"task": "copy_nnrnn", "delay": 20, "onehot": True, "batch_size": 10, "hi
 CELL_OPTS = {"exprnn": {"lr_orth": 1e-4}, "nnrnn": {"lr_orth": 1e-4}, "lstm": {"forget_bias": 1.0}}
 
 
+NOTES = """Why the CPU ratio is small at this size (measured with one thread on the same machine, load permitting):
+at hidden 64 and batch 10 the matrix products are compute-bound on a CPU core: one batched product over 8
+members (bmm, (8, 10, 64) x (8, 64, 256)) takes about as long as the 8 separate products, so stacking saves only
+the per-operation and per-step overheads, and vmap adds roughly 10-30 us of its own per operation. The singles' fast
+paths (the Elman explicit-BPTT kernel, nn.LSTM/nn.GRU, expRNN's eigendecomposition exponential) are not
+vmap-capable yet, so inside a pack those cells run their step loops with autograd (reference paths): the
+"reference" columns compare like with like (for lstm both reference columns still differ: with dropout 0 its
+single trial runs nn.LSTM's fused kernel even with RNNSWEEP_REFERENCE_CELLS=1). A cell whose fused kernel is far
+ahead of its step loop (lstm) trains slower packed on CPU than as single trials: run it with `--pack 1` on CPU. Not measured here: a GPU,
+where the same products are launch-bound and stacking K members costs little more than one (issue 14's
+GPU target)."""
+
+
 def member_configs(cell: str, k: int, updates: int, epochs: int, n_val: int) -> list[dict]:
     out = []
     for m in range(k):
@@ -138,6 +151,8 @@ validation on {args.n_val} sequences per epoch, {args.epochs} epochs, building t
 vmap-capable yet): the ratio packing gives over the same maths. The issue's target is >= 3x against 8 ordinary trials.
 
 {table}
+
+{NOTES}
 """
     write_section("trial_packs", body)
 

@@ -269,3 +269,21 @@ def test_signature_agrees_with_the_built_members():
                 assert same_sig == (shape_spec(ta) == shape_spec(tb)), (name, model, p.config_key)
                 checked += 1
     assert checked >= 100
+
+
+def test_stateful_task_carries_each_members_state(float64):
+    """A stateful task (truncated BPTT across batches, as the language-model tasks): every member carries its own
+    state from batch to batch, also after another member ended. Two layers of ur_lstm: a list of (h, c) tuples."""
+    import dataclasses
+
+    cfgs = configs("ur_lstm", num_layers=2)
+    cfgs[1] = {**cfgs[1], "lr": 1e3, "grad_clip": 0, "max_loss": 2.3}  # ends within the first epoch
+    pk = PackTrainer(cfgs, device="cpu")
+    singles = [Trainer(c, device="cpu") for c in (cfgs[0], cfgs[2])]
+    for tr in list(pk.members.values()) + singles:
+        tr.task.spec = dataclasses.replace(tr.task.spec, stateful=True)
+    rows = [pk.run_epoch() for _ in range(2)]
+    assert rows[0]["m1"]["diverged"] == 1
+    for s, i in zip(singles, ("m0", "m2")):
+        srows = [s.run_epoch() for _ in range(2)]
+        assert_member_equals_single(pk, i, s, [r[i] for r in rows], srows, 1e-10)
