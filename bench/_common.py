@@ -18,7 +18,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = REPO_ROOT / "BENCHMARKS.md"
-ORDER = ("summary", "cells", "scan", "search", "overhead", "packing", "data")
+ORDER = ("summary", "cells", "scan", "search", "overhead", "sweep_cost", "packing", "trial_packs", "pack_kernels",
+         "pack_sweep", "data", "start_checks")
 
 HEADER = """# rnnsweep benchmarks
 
