@@ -178,6 +178,8 @@ def cmd_sweep(a) -> int:
     else:
         print(f"\nMLflow: mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
               f"  then http://127.0.0.1:5000/{page} (the sweep's parent run; its child runs are the trials)")
+    if summary.get("optuna_study"):
+        print(f"Optuna study {summary['sweep']!r}: optuna-dashboard {summary['optuna_study']}")
     return 0
 
 

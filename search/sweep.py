@@ -620,6 +620,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         rows = _result_rows(results, rename)
         summary = {"sweep": name, "task": space.task, "metric": metric, "mode": spec_mode, "uri": uri,
                    "parent_run_id": parent, "experiment_id": exp_id, "trials": len(rows), "best": {}}
+        summary["optuna_study"] = _export_study(c, parent, exp, search_alg, storage, name)
         summary["counts"] = counts = trial_counts(rows, num_samples)
         for k, v in counts.items():
             c.log_metric(parent, f"trials_{k}", float(v))
@@ -658,6 +659,8 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                 with T._quick_http():
                     if "cb" in locals():
                         cb.w.flush(wait=10.0)  # results already queued are written before the runs are closed
+                    if "search_alg" in locals() and "summary" not in locals():  # stopped during the search
+                        _export_study(c, parent, exp, search_alg, storage, name)
                     c.set_tag(parent, T.STATUS, "interrupted")
                     _close_children(c, exp_id, parent)
                     c.set_terminated(parent, "KILLED")
@@ -678,6 +681,27 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             import ray
 
             ray.shutdown()
+
+
+OPTUNA_STUDY = T.TAG + "optuna_study"  # parent-run tag: the sqlite URL of the exported Optuna study
+
+
+def _export_study(c, parent: str, exp: Experiment, search_alg, storage: str, name: str) -> str | None:
+    """The Optuna study (tpe, cmaes) copied to ``<storage>/<name>/optuna.db`` (search.study), its URL tagged on the
+    parent run. Local --storage only; a failed export is one line, never a failed sweep."""
+    if exp.searcher not in ("tpe", "cmaes") or ("://" in storage and not storage.startswith("file://")):
+        return None
+    from .study import export_study
+
+    try:
+        url = export_study(search_alg, Path(storage.removeprefix("file://"), name), name)
+    except Exception as e:  # noqa: BLE001 - the study is a convenience copy; the record is MLflow's
+        print(f"[rnnsweep] the Optuna study was not exported ({type(e).__name__}: {str(e)[:200]})", flush=True)
+        return None
+    if url:
+        c.set_tag(parent, OPTUNA_STUDY, url)
+        c.set_tag(parent, OPTUNA_STUDY + "_name", name)
+    return url
 
 
 def _task_metric(space, data_dir: str | None = None) -> tuple[str, str]:

@@ -74,3 +74,49 @@ def test_reused_actors_give_identical_results(local_ray, tmp_path):
         got[reuse] = sorted((r.data.params["model"], r.data.params["lr"], r.data.metrics["val_loss"]) for r in runs)
         assert len(got[reuse]) == 3
     assert got[True] == got[False]
+
+
+def test_optuna_study_exported_after_a_tpe_sweep(local_ray, tmp_path):
+    """A TPE + ASHA sweep leaves its Optuna study in sqlite beside the sweep (study name = sweep name, URL tagged on
+    the parent run): one Optuna trial per Tune trial, COMPLETE where the trial ran the full budget and PRUNED where
+    ASHA stopped it or it diverged, with the parameters the trial ran with; optuna.importance reads it."""
+    import math
+
+    import optuna
+    from mlflow.tracking import MlflowClient
+
+    from search.sweep import Experiment, run_sweep
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    s = run_sweep(Experiment(space="demo/copy", num_samples=6, scheduler="asha", searcher="tpe", max_budget=3,
+                             confirm_top=0, storage=str(tmp_path / "res"), mlflow_uri=uri, name="tpe-study",
+                             overrides=SMALL, verbose=0, max_failures=0, max_concurrent=2))
+    c = MlflowClient(uri)
+    parent = c.get_run(s["parent_run_id"])
+    url = parent.data.tags["rnnsweep.optuna_study"]
+    assert url == s["optuna_study"] == f"sqlite:///{tmp_path / 'res' / 'tpe-study' / 'optuna.db'}"
+    assert parent.data.tags["rnnsweep.optuna_study_name"] == "tpe-study"
+    assert not list((tmp_path / "res" / "tpe-study").glob(".optuna-*")), "no temporary file left behind"
+    study = optuna.load_study(study_name="tpe-study", storage=url)
+    runs = c.search_runs([s["experiment_id"]], filter_string="tags.`rnnsweep.kind` = 'trial'")
+    assert len(runs) == 6
+    by_tid = {t.user_attrs["tune_trial_id"]: t for t in study.trials}
+    assert len(study.trials) == len(by_tid) == 6
+    assert set(by_tid) == {r.data.tags["rnnsweep.trial_id"] for r in runs}
+    want = {"completed": "COMPLETE", "stopped_early": "PRUNED", "diverged": "PRUNED"}
+    states = set()
+    for r in runs:
+        t = by_tid[r.data.tags["rnnsweep.trial_id"]]
+        assert t.state.name == want[r.data.tags["rnnsweep.status"]], (r.data.tags["rnnsweep.status"], t.state)
+        states.add(t.state.name)
+        assert t.params, "the searched parameters are in the study"
+        for k, v in t.params.items():
+            logged = r.data.params[k]
+            assert (math.isclose(float(logged), v, rel_tol=1e-12) if isinstance(v, float) else logged == str(v)), k
+        if t.state.name == "COMPLETE":
+            assert math.isclose(t.value, r.data.metrics["best_val_loss"], rel_tol=1e-9)
+        else:
+            assert t.intermediate_values, "a pruned trial keeps the values it reported"
+    assert "COMPLETE" in states
+    if states == {"COMPLETE", "PRUNED"}:
+        assert optuna.importance.get_param_importances(study)
