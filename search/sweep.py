@@ -589,6 +589,9 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             settings["mlflow_uri"] = T.redact(uri)  # never a password in the record
             settings.update({f"set.{k}": v for k, v in exp.overrides.items()})
             T.log_params(c, parent, {f"sweep.{k}": v for k, v in settings.items()})
+            from .sweepfile import to_toml  # the resolved configuration: `sweep --config sweep.toml` re-runs it
+
+            c.log_text(parent, to_toml(exp), "sweep.toml")
         else:
             c.update_run(parent, status="RUNNING")
 

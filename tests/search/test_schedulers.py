@@ -88,9 +88,10 @@ def test_optuna_study_exported_after_a_tpe_sweep(local_ray, tmp_path):
     from search.sweep import Experiment, run_sweep
 
     uri = f"sqlite:///{tmp_path}/mlruns.db"
-    s = run_sweep(Experiment(space="demo/copy", num_samples=6, scheduler="asha", searcher="tpe", max_budget=3,
-                             confirm_top=0, storage=str(tmp_path / "res"), mlflow_uri=uri, name="tpe-study",
-                             overrides=SMALL, verbose=0, max_failures=0, max_concurrent=2))
+    exp = Experiment(space="demo/copy", num_samples=6, scheduler="asha", searcher="tpe", max_budget=3,
+                     confirm_top=0, storage=str(tmp_path / "res"), mlflow_uri=uri, name="tpe-study",
+                     overrides=SMALL, verbose=0, max_failures=0, max_concurrent=2)
+    s = run_sweep(exp)
     c = MlflowClient(uri)
     parent = c.get_run(s["parent_run_id"])
     url = parent.data.tags["rnnsweep.optuna_study"]
@@ -120,3 +121,10 @@ def test_optuna_study_exported_after_a_tpe_sweep(local_ray, tmp_path):
     assert "COMPLETE" in states
     if states == {"COMPLETE", "PRUNED"}:
         assert optuna.importance.get_param_importances(study)
+    # the resolved configuration is the parent run's artifact sweep.toml: `sweep --config` of it is this sweep
+    import run_search
+
+    f = c.download_artifacts(parent.info.run_id, "sweep.toml", str(tmp_path))
+    argv = ["sweep", "--config", f, "--name", "tpe-study"]
+    again = run_search.build_experiment(run_search.resolve_sweep_args(run_search.parser().parse_args(argv), argv))
+    assert again == exp
