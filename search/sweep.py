@@ -589,6 +589,9 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             settings["mlflow_uri"] = T.redact(uri)  # never a password in the record
             settings.update({f"set.{k}": v for k, v in exp.overrides.items()})
             T.log_params(c, parent, {f"sweep.{k}": v for k, v in settings.items()})
+            base = _baseline(run_space, exp.data_dir, spec_metric)
+            if base is not None:
+                c.log_metric(parent, f"trivial_baseline_{spec_metric}", base)
             from .sweepfile import to_toml  # the resolved configuration: `sweep --config sweep.toml` re-runs it
 
             c.log_text(parent, to_toml(exp), "sweep.toml")
@@ -611,7 +614,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                                     grace_period=exp.grace_period, reduction_factor=exp.reduction_factor,
                                     space=run_space, seed=exp.seed)
         cb = T.MlflowTrialCallback(uri=uri, experiment_id=exp_id, parent_run_id=parent, sweep=name, task=space.task,
-                                   full_budget=budget, rename=rename)
+                                   full_budget=budget, rename=rename, **_naming(run_space, models))
         from .progress import callbacks as progress_callbacks
 
         shown = progress_callbacks(exp.verbose, metric=metric, mode=spec_mode, num_samples=num_samples, budget=budget,
@@ -643,6 +646,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             summary["best"] = tag_without_confirmation(c, exp_id=exp_id, parent=parent, name=name, space=run_space,
                                                        rows=rows, models=models, metric_name=spec_metric,
                                                        mode=spec_mode, budget=budget, exp=exp)
+        _log_best_on_parent(c, parent, summary["best"], spec_metric, spec_mode)
         c.set_tag(parent, T.STATUS, "completed")
         c.log_metric(parent, "trials", float(len(rows)))
         c.set_terminated(parent, "FINISHED")
@@ -684,6 +688,38 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             import ray
 
             ray.shutdown()
+
+
+def _naming(space, models) -> dict[str, Any]:
+    """What the trial callback needs to name runs: the searched keys, and each published configuration (its model
+    and searched values) to recognise its trial."""
+    keys = tuple(dict.fromkeys(p.config_key for p in space.params))
+    seeds = [(nm, {k: cfg[k] for k in ("model", *keys) if k in cfg}) for cfg, _src, nm in seed_configs(space, models)]
+    return {"name_keys": keys, "seed_points": [(nm or "seed", v) for nm, v in seeds]}
+
+
+def _baseline(space, data_dir: str | None, metric_name: str) -> float | None:
+    """The task's trivial baseline on the selection metric (datasets.baselines), or None."""
+    try:
+        from datasets.baselines import trivial_baseline
+
+        # the sweep's space: overridden task options are in .fixed (keys that are not task options are ignored)
+        b = trivial_baseline(space.task, {**space.task_options, **space.fixed}, data_dir)
+    except Exception:  # noqa: BLE001 - a record beside the metric, never a reason to fail
+        return None
+    return float(b.value) if b is not None and b.metric == metric_name and math.isfinite(b.value) else None
+
+
+def _log_best_on_parent(c, parent: str, best: dict[str, Any], metric_name: str, mode: str) -> None:
+    """The sweep's best result on its parent run, under the trials' metric name (``best_val_<metric>``: one column
+    ranks trials, confirmation runs, best runs and sweeps), with the model it belongs to."""
+    vals = [(r["val_mean"], m) for m, r in best.items() if r.get("val_mean") is not None
+            and math.isfinite(r["val_mean"])]
+    if not vals:
+        return
+    v, m = (min if mode == "min" else max)(vals)
+    c.log_metric(parent, f"best_{val_key(metric_name)}", float(v))
+    c.set_tag(parent, T.TAG + "best_model", m)
 
 
 OPTUNA_STUDY = T.TAG + "optuna_study"  # parent-run tag: the sqlite URL of the exported Optuna study
@@ -779,7 +815,7 @@ def confirm_and_tag(c, *, uri, exp_id, parent, name, storage, space, rows, model
     seeds = [exp.seed + 1 + i for i in range(exp.confirm_seeds)]
     points = [{**cfg, "seed": s} for m in candidates for cfg in candidates[m] for s in seeds]
     cb = T.MlflowTrialCallback(uri=uri, experiment_id=exp_id, parent_run_id=parent, sweep=name, task=space.task,
-                               full_budget=budget, kind="confirm")
+                               full_budget=budget, kind="confirm", **_naming(space, models))
     from ray.tune.schedulers import FIFOScheduler
 
     from .progress import callbacks as progress_callbacks
@@ -858,7 +894,13 @@ def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_n
     rid = run.info.run_id
     config = {k: v for k, v in config.items() if v is not None}
     T.log_params(c, rid, {k: v for k, v in config.items() if k != "seed"})
-    metrics = {f"val_{metric_name}_mean": val[0], f"val_{metric_name}_se": val[1], "seeds": float(len(runs))}
+    # best_val_<metric>: the trials' name for the selection metric (here the mean over seeds), so that one column
+    # ranks every run; trivial_baseline_<metric> beside it
+    metrics = {f"val_{metric_name}_mean": val[0], f"val_{metric_name}_se": val[1], "seeds": float(len(runs)),
+               f"best_val_{metric_name}": val[0]}
+    base = _baseline(space, exp.data_dir, metric_name)
+    if base is not None:
+        metrics[f"trivial_baseline_{metric_name}"] = base
     if tests:
         tm, tse = _mean_se(tests)
         metrics.update({f"test_{metric_name}_mean": tm, f"test_{metric_name}_se": tse})

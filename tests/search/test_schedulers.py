@@ -128,3 +128,52 @@ def test_optuna_study_exported_after_a_tpe_sweep(local_ray, tmp_path):
     argv = ["sweep", "--config", f, "--name", "tpe-study"]
     again = run_search.build_experiment(run_search.resolve_sweep_args(run_search.parser().parse_args(argv), argv))
     assert again == exp
+
+
+def test_mlflow_view_names_marks_and_one_metric(local_ray, tmp_path):
+    """What the MLflow runs table shows (issue 15 item 2), read back through MlflowClient: child runs named by model,
+    searched values and number; the published seed point and the confirmation runs marked in the name and a tag;
+    one metric name (best_val_loss) on trials, confirmation runs, best runs and the parent; the trivial baseline
+    beside it."""
+    import re
+
+    from mlflow.tracking import MlflowClient
+
+    from datasets.baselines import trivial_baseline
+    from search.sweep import Experiment, run_sweep
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    s = run_sweep(Experiment(space="demo/copy", models=("lstm",), num_samples=2, scheduler="fifo", searcher="tpe",
+                             max_budget=2, confirm_top=1, confirm_seeds=2, storage=str(tmp_path / "res"),
+                             mlflow_uri=uri, name="view", overrides={**SMALL, "n_test": 50}, verbose=0,
+                             max_failures=0, max_concurrent=2))
+    c = MlflowClient(uri)
+    runs = c.search_runs([s["experiment_id"]], max_results=100)
+    by_kind = {}
+    for r in runs:
+        by_kind.setdefault(r.data.tags["rnnsweep.kind"], []).append(r)
+    assert sorted((k, len(v)) for k, v in by_kind.items()) == [("best", 1), ("confirm", 2), ("sweep", 1),
+                                                                ("trial", 2)]
+    trials = sorted(by_kind["trial"], key=lambda r: int(r.info.run_name.split("#")[1].split()[0]))
+    assert [int(r.info.run_name.split("#")[1].split()[0]) for r in trials] == [1, 2]
+    for r in trials:
+        name, p = r.info.run_name, r.data.params
+        assert re.fullmatch(r"lstm lr=\S+ alpha=\S+ hidden_size=\d+ #\d( \[published nnrnn-lstm\])?", name), name
+        assert f"lr={float(p['lr']):.3g} " in name and f"hidden_size={p['hidden_size']} " in name
+    published = [r for r in trials if r.data.tags.get("rnnsweep.seed_point")]
+    assert len(published) == 1 and published[0].data.tags["rnnsweep.seed_point"] == "nnrnn-lstm"
+    assert published[0].info.run_name.endswith(" [published nnrnn-lstm]")
+    assert float(published[0].data.params["lr"]) == 1e-3
+    for r in by_kind["confirm"]:
+        assert r.info.run_name.endswith("[confirm]") and " seed=" in r.info.run_name, r.info.run_name
+    # one metric name ranks every kind of run
+    (best,), (parent,) = by_kind["best"], by_kind["sweep"]
+    for r in [*trials, *by_kind["confirm"], best, parent]:
+        assert "best_val_loss" in r.data.metrics, (r.data.tags["rnnsweep.kind"], sorted(r.data.metrics))
+    confirm_vals = [r.data.metrics["best_val_loss"] for r in by_kind["confirm"]]
+    assert abs(best.data.metrics["best_val_loss"] - sum(confirm_vals) / 2) < 1e-12
+    assert best.data.metrics["best_val_loss"] == best.data.metrics["val_loss_mean"]
+    assert parent.data.metrics["best_val_loss"] == best.data.metrics["best_val_loss"]
+    assert parent.data.tags["rnnsweep.best_model"] == "lstm"
+    base = trivial_baseline("copy_nnrnn", {"delay": SMALL["delay"]}).value
+    assert parent.data.metrics["trivial_baseline_loss"] == best.data.metrics["trivial_baseline_loss"] == base
