@@ -630,7 +630,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         summary["counts"] = counts = trial_counts(rows, num_samples)
         for k, v in counts.items():
             c.log_metric(parent, f"trials_{k}", float(v))
-        _plots(c, parent, rows, metric)
+        _plots(c, parent, rows, metric, budget, spec_mode)
         if counts["finished"] == 0:
             # nothing to confirm, tag or test: the sweep failed (the CLI says so in one line and exits 1)
             c.set_tag(parent, T.STATUS, "failed")
@@ -927,7 +927,50 @@ def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_n
     return record
 
 
-def _plots(c, parent: str, rows, metric: str) -> None:
+def learning_curve_figure(rows, metric: str, *, budget: int | None = None, mode: str = "min"):
+    """Every trial's validation curve: one colour per model (the legend's), the best full-budget trial drawn thick
+    and labelled, a log scale where the values span a decade or more. Returns the matplotlib figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    models = sorted({str(r["config"].get("model")) for r in rows})
+    colour = {m: f"C{i % 10}" for i, m in enumerate(models)}
+    best = None
+    if budget is not None:
+        ranked = _ranked(rows, metric.removeprefix("val_"), mode, budget)
+        best = ranked[0] if ranked else None
+    values = []
+    for r in rows:
+        h = r.get("history")
+        if h is None or metric not in h or "epoch" not in h:
+            continue
+        ys = [float(v) for v in h[metric]]
+        values += [v for v in ys if math.isfinite(v) and v > 0]
+        m = str(r["config"].get("model"))
+        if r is best:
+            continue  # drawn last, on top
+        ax.plot(list(h["epoch"]), ys, color=colour[m], alpha=0.55, linewidth=1.2, label=m)
+    if best is not None and best.get("history") is not None and metric in best["history"]:
+        h, m = best["history"], str(best["config"].get("model"))
+        ax.plot(list(h["epoch"]), list(h[metric]), color=colour[m], linewidth=3, marker="o",
+                label=f"best: {m} ({_score(best, metric.removeprefix('val_')):.4g})")
+    if values and min(values) > 0 and max(values) / min(values) >= 10:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title("learning curves of the sweep's trials")
+    handles, labels = ax.get_legend_handles_labels()
+    uniq = dict(zip(labels, handles))  # one entry per model (each with its model's colour), and the best trial
+    if uniq:
+        ax.legend(uniq.values(), uniq.keys(), loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def _plots(c, parent: str, rows, metric: str, budget: int | None = None, mode: str = "min") -> None:
     """Learning curves of every trial and a parameter-vs-metric plot, as PNG artifacts of the parent run."""
     try:
         import matplotlib
@@ -937,37 +980,33 @@ def _plots(c, parent: str, rows, metric: str) -> None:
     except ImportError:
         return
     with tempfile.TemporaryDirectory() as d:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for r in rows:
-            h = r.get("history")
-            if h is not None and metric in h and "epoch" in h:
-                ax.plot(h["epoch"], h[metric], alpha=0.7, label=str(r["config"].get("model")))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.set_title("learning curves of the sweep's trials")
-        handles, labels = ax.get_legend_handles_labels()
-        uniq = dict(zip(labels, handles))
-        if uniq:
-            ax.legend(uniq.values(), uniq.keys())
-        fig.tight_layout()
-        fig.savefig(Path(d) / "learning_curves.png", dpi=100)
+        fig = learning_curve_figure(rows, metric, budget=budget, mode=mode)
+        fig.savefig(Path(d) / "learning_curves.png", dpi=100, bbox_inches="tight")
         plt.close(fig)
-        # parameter importance at a glance: each numeric parameter against the final metric
-        params = sorted({k for r in rows for k, v in r["config"].items()
+        # each numeric parameter against the final metric, full-budget trials only (a trial stopped at epoch 1
+        # is not comparable with one trained to the end), one colour per model
+        full = [r for r in rows if r["metrics"].get(metric) is not None and not r["error"]
+                and not r["metrics"].get(DIVERGED)
+                and (budget is None or int(r["metrics"].get("epoch", 0) or 0) >= budget)]
+        params = sorted({k for r in full for k, v in r["config"].items()
                          if isinstance(v, (int, float)) and not isinstance(v, bool)
-                         and len({rr["config"].get(k) for rr in rows}) > 1})
+                         and len({rr["config"].get(k) for rr in full}) > 1})
         if params:
+            models = sorted({str(r["config"].get("model")) for r in full})
             fig, axes = plt.subplots(1, len(params), figsize=(3 * len(params), 3), squeeze=False)
             for ax, k in zip(axes[0], params):
-                xs = [r["config"].get(k) for r in rows if r["metrics"].get(metric) is not None]
-                ys = [r["metrics"].get(metric) for r in rows if r["metrics"].get(metric) is not None]
-                ax.scatter(xs, ys, s=12)
+                for i, m in enumerate(models):
+                    pts = [(r["config"].get(k), r["metrics"][metric]) for r in full
+                           if str(r["config"].get("model")) == m and r["config"].get(k) is not None]
+                    if pts:
+                        ax.scatter(*zip(*pts), s=14, color=f"C{i % 10}", label=m)
                 ax.set_xlabel(k)
                 if k.startswith("lr") or k in ("Tdecay", "weight_decay", "delta"):
                     ax.set_xscale("log")
-            axes[0][0].set_ylabel(metric)
+            axes[0][0].set_ylabel(f"{metric} (full budget)")
+            axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
             fig.tight_layout()
-            fig.savefig(Path(d) / "parameters.png", dpi=100)
+            fig.savefig(Path(d) / "parameters.png", dpi=100, bbox_inches="tight")
             plt.close(fig)
         for f in Path(d).glob("*.png"):
             c.log_artifact(parent, str(f))
