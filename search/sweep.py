@@ -873,7 +873,7 @@ def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_n
     from .results import group_of
     from .train import Trainer
 
-    tests, per_seed, weights = [], [], None
+    tests, per_seed, weights, best_model = [], [], None, None
     for r in runs:
         st = _load_trainer_state(r)
         entry = {"seed": r["config"].get("seed"), val_key(metric_name): _score(r, metric_name)}
@@ -885,6 +885,7 @@ def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_n
             entry[f"test_{metric_name}"] = t
             if weights is None:
                 weights = st["best"]["weights"]
+                best_model = tr.model  # holds these best-validation weights (test_best loaded them)
         per_seed.append(entry)
     run = c.create_run(exp_id, run_name=f"best-{model}", tags={
         T.PARENT: parent, T.KIND: "best", T.SWEEP: name, T.TASK: space.task, T.MODEL: model, T.BEST: "true",
@@ -922,6 +923,8 @@ def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_n
             wp = Path(d) / "weights.pt"
             torch.save(weights, wp)
             c.log_artifact(rid, str(wp))
+        if best_model is not None:
+            _log_torch_model(c, rid, best_model, Path(d) / "model")
     c.set_terminated(rid, "FINISHED")
     record["run_id"] = rid
     return record
@@ -968,6 +971,33 @@ def learning_curve_figure(rows, metric: str, *, budget: int | None = None, mode:
         ax.legend(uniq.values(), uniq.keys(), loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     return fig
+
+
+def _log_torch_model(c, run_id: str, model, path: Path) -> None:
+    """The best weights as an MLflow PyTorch model (artifact ``model``): ``mlflow.pytorch.load_model(
+    "runs:/<run_id>/model")`` gives the trained module back (with this repository importable: the cells are its
+    classes). The requirement is pinned here, so MLflow infers nothing (no subprocess, no network)."""
+    try:
+        import mlflow.pytorch
+        import torch
+
+        import logging
+
+        # pickle: the recurrent modules carry state and Python control flow that torch.export (pt2) cannot trace;
+        # MLflow's warning about pickle (a file of our own run, loaded by its owner) is kept off the sweep's output
+        lg = logging.getLogger("mlflow.pytorch")
+        level = lg.level
+        lg.setLevel(logging.ERROR)
+        try:
+            mlflow.pytorch.save_model(model.cpu().eval(), str(path), serialization_format="pickle",
+                                      pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+        finally:
+            lg.setLevel(level)
+        c.log_artifacts(run_id, str(path), "model")
+        c.set_tag(run_id, T.TAG + "model_uri", f"runs:/{run_id}/model")
+    except Exception as e:  # noqa: BLE001 - weights.pt is logged already; say why the MLflow model is not
+        print(f"[rnnsweep] the best weights were not logged as an MLflow PyTorch model ({type(e).__name__}: "
+              f"{str(e)[:200]}); weights.pt holds them", flush=True)
 
 
 def _plots(c, parent: str, rows, metric: str, budget: int | None = None, mode: str = "min") -> None:

@@ -175,5 +175,20 @@ def test_mlflow_view_names_marks_and_one_metric(local_ray, tmp_path):
     assert best.data.metrics["best_val_loss"] == best.data.metrics["val_loss_mean"]
     assert parent.data.metrics["best_val_loss"] == best.data.metrics["best_val_loss"]
     assert parent.data.tags["rnnsweep.best_model"] == "lstm"
+    # the best weights as an MLflow PyTorch model: loadable, and it scores what the best run recorded
+    import mlflow.pytorch
+    import torch
+
+    assert best.data.tags["rnnsweep.model_uri"] == f"runs:/{best.info.run_id}/model"
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    try:
+        model = mlflow.pytorch.load_model(best.data.tags["rnnsweep.model_uri"])
+    finally:
+        mlflow.set_tracking_uri(None)
+    weights = torch.load(c.download_artifacts(best.info.run_id, "weights.pt", str(tmp_path)), weights_only=True)
+    got = model.state_dict()
+    assert set(got) == set(weights) and all(torch.equal(got[k], weights[k]) for k in weights)
     base = trivial_baseline("copy_nnrnn", {"delay": SMALL["delay"]}).value
     assert parent.data.metrics["trivial_baseline_loss"] == best.data.metrics["trivial_baseline_loss"] == base
