@@ -181,6 +181,7 @@ def build_experiment(a):
                      data_dir=os.path.abspath(os.path.expanduser(a.data_dir)) if a.data_dir else None,
                      confirm_top=a.confirm_top, confirm_seeds=a.confirm_seeds, published_only=a.published_only,
                      resume=a.resume, max_failures=a.max_failures, overrides=overrides,
+                     ranges=getattr(a, "ranges", None) or {},
                      verbose=0 if a.quiet else (2 if a.verbose else 1))
 
 
@@ -199,6 +200,9 @@ def cmd_sweep(a) -> int:
         for k in sorted(getattr(a, "file_set_keys", ()), key=len, reverse=True):
             if str(e).startswith(f"--set {k}="):
                 raise ConfigError(f"{a.config}: key 'set.{k}': {str(e)[len('--set '):]}") from None
+        for k in exp.ranges:  # a value of a changed range that a component refuses (the dry build)
+            if str(e).startswith(f"space {exp.space!r} parameter {k!r}"):
+                raise ConfigError(f"{a.config}: key 'params.{k}': {e}") from None
         raise
     print(f"\nsweep {summary['sweep']}: {summary['trials']} trials on task {summary['task']} "
           f"(selection by {summary['metric']}, {summary['mode']})")

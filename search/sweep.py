@@ -68,6 +68,9 @@ class Experiment:
     resume: bool = False
     max_failures: int = 2
     overrides: dict[str, Any] = field(default_factory=dict)
+    # narrowed or widened parameter ranges (a sweep file's [params.NAME] tables): {name: {"low", "high"} or
+    # {"choices"}}; --set fixes a parameter, this changes what the searcher may sample
+    ranges: dict[str, dict[str, Any]] = field(default_factory=dict)
     verbose: int = 1
     # one worker process trains trial after trial (Tune resets it with the next config): a fresh process costs
     # about 8 CPU-s of imports and set-up against about 1 CPU-s of training for a demo trial (BENCHMARKS.md).
@@ -212,15 +215,66 @@ def validate(exp: Experiment):
         raise ConfigError(f"space {space.name!r} has no published configuration for models {', '.join(models)}")
     from .preflight import check_values  # every value a trial could get, by a dry build on the CPU (no Ray yet)
 
-    check_values(space, sweep_space(space, budget, exp.overrides, exp.seed), models, exp.overrides, exp.data_dir)
+    check_values(space, sweep_space(space, budget, exp.overrides, exp.seed, ranges=exp.ranges), models,
+                 exp.overrides, exp.data_dir)
     return space, models, budget
 
 
-def sweep_space(space, budget: int, overrides: dict[str, Any], seed: int):
-    """The space as this sweep runs it: full budget as epochs, the sweep seed and the user's overrides fixed."""
+RANGE_KEYS = {"low", "high", "choices"}
+
+
+def with_ranges(space, ranges: dict[str, dict[str, Any]], overrides: dict[str, Any] = {}):  # noqa: B006
+    """The space with some parameters' ranges replaced (``{"lr": {"low": 1e-4, "high": 1e-2}}``, ``{"hidden_size":
+    {"choices": [64, 128]}}``): narrowed or widened, same kind; grid values and a default outside the new range
+    are dropped. Checked like a space's own parameters; what the components accept is checked later, as for every
+    value a space can sample (search.preflight)."""
+    import copy
+    import dataclasses
+
+    if not ranges:
+        return space
+    s = copy.deepcopy(space)
+    names = [p.name for p in s.params]
+    params = list(s.params)
+    for name, spec in ranges.items():
+        if name not in names:
+            from rnns.errors import suggest
+
+            raise ConfigError(f"parameter {name!r} is not searched by space {s.name!r}{suggest(name, names)} "
+                              f"(its parameters: {', '.join(names)})")
+        if name in overrides:
+            raise ConfigError(f"parameter {name!r} has a range and a fixed value (set.{name}); keep one")
+        if not isinstance(spec, dict) or not spec or set(spec) - RANGE_KEYS:
+            raise ConfigError(f"parameter {name!r}: a range is low and/or high, or choices, got {spec!r}")
+        for i, p in enumerate(params):
+            if p.name != name:
+                continue
+            if p.kind == "choice":
+                if set(spec) != {"choices"} or not isinstance(spec["choices"], (list, tuple)):
+                    raise ConfigError(f"parameter {name!r} is a choice ({p.span()}): give choices = [...]")
+                new = dataclasses.replace(p, choices=tuple(spec["choices"]), grid=())
+            else:
+                if "choices" in spec:
+                    raise ConfigError(f"parameter {name!r} is {p.span()}: give low and/or high, not choices")
+                bad = [k for k, v in spec.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
+                if bad:
+                    raise ConfigError(f"parameter {name!r}: {bad[0]} must be a number, got {spec[bad[0]]!r}")
+                new = dataclasses.replace(p, low=spec.get("low", p.low), high=spec.get("high", p.high))
+                new = dataclasses.replace(new, grid=tuple(g for g in p.grid if new.contains(g)))
+            if new.default is not None and not new.contains(new.default):
+                new = dataclasses.replace(new, default=None)
+            new.validate(s.name)
+            params[i] = new
+    s.params = tuple(params)
+    return s
+
+
+def sweep_space(space, budget: int, overrides: dict[str, Any], seed: int, *, ranges=None):
+    """The space as this sweep runs it: full budget as epochs, the sweep seed and the user's overrides fixed, and
+    the parameter ranges the sweep file changed (:func:`with_ranges`)."""
     import copy
 
-    s = copy.deepcopy(space)
+    s = copy.deepcopy(with_ranges(space, ranges or {}, overrides))
     s.fixed = {**s.fixed, "epochs": budget, "seed": seed, **overrides}
     over = set(overrides)
     s.params = tuple(p for p in s.params if p.name not in over)  # an override fixes a parameter
@@ -536,7 +590,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
     T.check_reachable(uri)
     storage = resolve_storage(exp.storage)
     name = _safe_name(exp.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    run_space = sweep_space(space, budget, exp.overrides, exp.seed)
+    run_space = sweep_space(space, budget, exp.overrides, exp.seed, ranges=exp.ranges)
 
     if exp.resume and not _sweep_exists(storage, name):
         raise ConfigError(f"no Tune results for sweep {name!r} under {storage}; give the same --storage and --name")

@@ -43,6 +43,7 @@ KEYS: dict[str, tuple[str, str, Any, str]] = {
     "published_only": ("published_only", _BOOL, None, ""),
     "max_failures": ("max_failures", _INT, lambda v: v >= 0, ">= 0"),
     "set": ("set", "a table of KEY = VALUE", None, ""),
+    "params": ("ranges", "tables [params.NAME] of low/high or choices", None, ""),
     "quiet": ("quiet", _BOOL, None, ""),
     "verbose": ("verbose", _BOOL, None, ""),
 }
@@ -109,6 +110,24 @@ def load(path: str | Path) -> dict[str, Any]:
                                       f"got {type(sv).__name__} {sv!s}")
             out[dest] = dict(v)
             continue
+        if k == "params":
+            if not isinstance(v, dict) or not all(isinstance(r, dict) for r in v.values()):
+                raise ConfigError(f"{path}: key 'params' must hold tables ([params.lr] with low = ... and/or "
+                                  f"high = ..., or choices = [...]), got {_shown(v)}")
+            for pn, r in v.items():
+                extra = sorted(set(r) - {"low", "high", "choices"})
+                if extra or not r:
+                    raise ConfigError(f"{path}: key 'params.{pn}': a range is low and/or high, or choices"
+                                      + (f"; unknown key {extra[0]!r}" if extra else ""))
+                for b in ("low", "high"):
+                    if b in r and not _type_ok(_NUM, r[b]):
+                        raise ConfigError(f"{path}: key 'params.{pn}.{b}' must be a finite number, got {_shown(r[b])}")
+                if "choices" in r and (not isinstance(r["choices"], list) or not r["choices"]
+                                       or not all(_set_value_ok(c) and not isinstance(c, list) for c in r["choices"])):
+                    raise ConfigError(f"{path}: key 'params.{pn}.choices' must be a non-empty list of values, "
+                                      f"got {_shown(r['choices'])}")
+            out[dest] = {pn: dict(r) for pn, r in v.items()}
+            continue
         if not _type_ok(kind, v):
             what = "a finite number" if kind == _NUM and isinstance(v, float) else kind
             raise ConfigError(f"{path}: key {key!r} must be {what}, got {_shown(v)} ({type(v).__name__})")
@@ -159,6 +178,14 @@ def check_against_space(path: str, settings: dict[str, Any], merged: dict[str, A
             if m not in space.models:
                 raise where(unknown(f"model for space {space.name!r}", m, space.models), "model")
     models = tuple(m for m in models if m in space.models)
+    if settings.get("ranges"):
+        from .sweep import with_ranges
+
+        for pn, r in settings["ranges"].items():
+            try:
+                with_ranges(space, {pn: r}, merged.get("set") or {})
+            except ConfigError as e:
+                raise ConfigError(f"{path}: key 'params.{pn}': {e}") from None
     for k, v in settings.get("set", {}).items():
         for m in models:
             keys = known_keys(space.task, m)
@@ -226,4 +253,6 @@ def to_toml(exp) -> str:
         lines.append(f"{k} = {_toml_value(v)}")
     if exp.overrides:
         lines += ["", "[set]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in exp.overrides.items()]
+    for pn, r in (exp.ranges or {}).items():
+        lines += ["", f"[params.{_toml_key(pn)}]"] + [f"{k} = {_toml_value(v)}" for k, v in r.items()]
     return "\n".join(lines) + "\n"

@@ -75,7 +75,8 @@ def test_file_and_flags_give_the_same_experiment(tmp_path):
     # every setting differs from its default: the file is read, not ignored
     default = experiment(["sweep"])
     same = [k.name for k in dataclasses.fields(default) if getattr(default, k.name) == getattr(from_file, k.name)]
-    assert set(same) <= {"space", "resume", "reuse_actors"}, same
+    # (ranges have no flag: tested below)
+    assert set(same) <= {"space", "resume", "reuse_actors", "ranges"}, same
 
 
 def test_flags_override_the_file(tmp_path):
@@ -163,4 +164,63 @@ def test_cli_refuses_a_bad_file_before_ray_starts(tmp_path):
     assert p.returncode == 2, p.stderr
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: {f}: key 'set.lr'"), p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["sweep.toml"]
+
+
+RANGES = '''
+space = "demo/copy"
+
+[params.lr]
+low = 0.002
+
+[params.hidden_size]
+choices = [64, 128]
+'''
+
+
+def test_parameter_ranges_narrowed_and_widened(tmp_path):
+    """[params.NAME] changes what the searcher may sample, which --set cannot express."""
+    from search.sweep import sweep_space, validate
+
+    exp = experiment(["sweep", "--config", str(write(tmp_path, RANGES))])
+    assert exp.ranges == {"lr": {"low": 0.002}, "hidden_size": {"choices": [64, 128]}}
+    space, _, budget = validate(exp)  # 128 is a hidden size the model accepts: the dry build passes
+    run = {p.name: p for p in sweep_space(space, budget, exp.overrides, exp.seed, ranges=exp.ranges).params}
+    orig = {p.name: p for p in space.params}
+    assert (run["lr"].low, run["lr"].high) == (0.002, orig["lr"].high)
+    assert run["hidden_size"].choices == (64, 128) and orig["hidden_size"].choices == (32, 64)
+    assert run["alpha"] == orig["alpha"]
+    # the resolved file keeps the ranges
+    again = experiment(["sweep", "--config", str(write(tmp_path, sweepfile.to_toml(exp)))])
+    assert again == exp
+
+
+BAD_RANGES = [
+    ('[params.lrr]\nlow = 0.01\n', ["key 'params.lrr'", "not searched by space", "did you mean 'lr'"]),
+    ('[params.lr]\nlow = 0.1\nhigh = 0.01\n', ["key 'params.lr'", "inverted"]),
+    ('[params.lr]\nlow = -0.1\n', ["key 'params.lr'", "log-uniform range must be positive"]),
+    ('[params.lr]\nchoices = [0.1]\n', ["key 'params.lr'", "give low and/or high"]),
+    ('[params.alpha]\nlow = 0.5\n', ["key 'params.alpha'", "give choices"]),
+    ('[params.lr]\nlow = "small"\n', ["key 'params.lr.low' must be a finite number"]),
+    ('[params.lr]\nstep = 2\n', ["key 'params.lr'", "unknown key 'step'"]),
+    ('[params.lr]\nlow = 0.002\n[set]\nlr = 0.01\n', ["key 'params.lr'", "a range and a fixed value"]),
+]
+
+
+@pytest.mark.parametrize("text,words", BAD_RANGES, ids=[b[1][-1][:30] for b in BAD_RANGES])
+def test_bad_range_is_one_line_naming_file_and_key(tmp_path, text, words):
+    test_bad_file_is_one_line_naming_file_and_key(tmp_path, text, words)
+
+
+def test_a_widened_range_outside_the_domain_is_refused_before_ray(tmp_path, capsys):
+    """alpha (RMSprop smoothing) must lie in (0, 1): a sweep file that widens its choices to 1.5 is refused by the
+    same value checks as --set, named as the file's key; main() returns 2 before Ray starts."""
+    import ray
+
+    f = write(tmp_path, '[params.alpha]\nchoices = [0.9, 1.5]\n')
+    rc = run_search.main(["sweep", "--config", str(f), "--storage", str(tmp_path / "res"),
+                          "--mlflow-uri", f"sqlite:///{tmp_path}/m.db"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and not ray.is_initialized()
+    assert err.startswith(f"error: {f}: key 'params.alpha': ") and "alpha=1.5" in err and "\n" not in err, err
     assert sorted(x.name for x in tmp_path.iterdir()) == ["sweep.toml"]
