@@ -44,6 +44,33 @@ def _live_state(search_alg: Any) -> dict | None:
     return s.__dict__ if s is not None and hasattr(s, "_ot_study") else None
 
 
+def _fit_distributions(trials: list) -> None:
+    """Make every trial's distributions hold its own values, as a database study requires: a published seed point
+    keeps its own values when a sweep file narrows a range ([params.lr] low above the paper's lr), which the study
+    in memory took as they were. A numeric range is widened for that trial; a choice gets the union of the choices
+    and values over all trials (Optuna requires one set of choices per parameter)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    choices: dict[str, list] = {}
+    for t in trials:
+        for k, d in t.distributions.items():
+            if isinstance(d, CategoricalDistribution):
+                seen = choices.setdefault(k, [])
+                for c in (*d.choices, *([t.params[k]] if k in t.params else [])):
+                    if not any(type(c) is type(x) and c == x for x in seen):
+                        seen.append(c)
+    for t in trials:
+        dists = dict(t.distributions)
+        for k, d in dists.items():
+            v = t.params.get(k)
+            if isinstance(d, CategoricalDistribution):
+                dists[k] = CategoricalDistribution(choices[k])
+            elif isinstance(d, (FloatDistribution, IntDistribution)) and v is not None and not d.low <= v <= d.high \
+                    and d.step in (None, 1):
+                dists[k] = type(d)(low=min(d.low, v), high=max(d.high, v), log=d.log, step=d.step)
+        t.distributions = dists
+
+
 def export_study(search_alg: Any, experiment_dir: str | Path, name: str) -> str | None:
     """Write the study to ``experiment_dir/optuna.db`` (study ``name``); returns its sqlite URL, or None when there
     is no Optuna searcher state to export."""
@@ -65,6 +92,7 @@ def export_study(search_alg: Any, experiment_dir: str | Path, name: str) -> str 
         if t.number in by_number:
             t.set_user_attr(TRIAL_ATTR, by_number[t.number])
         trials.append(t)
+    _fit_distributions(trials)
     dest = folder / STUDY_FILE
     fd, tmp = tempfile.mkstemp(prefix=".optuna-", suffix=".db", dir=folder)
     os.close(fd)

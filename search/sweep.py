@@ -264,6 +264,13 @@ def with_ranges(space, ranges: dict[str, dict[str, Any]], overrides: dict[str, A
             if new.default is not None and not new.contains(new.default):
                 new = dataclasses.replace(new, default=None)
             new.validate(s.name)
+            if p.kind == "choice":  # a published configuration runs with its own values, which Optuna can only
+                for sp in s.seeds:  # fix to one of the choices: keep them among the choices
+                    v = s.seed_params(sp).get(name)
+                    if v is not None and not new.contains(v):
+                        raise ConfigError(f"parameter {name!r}: choices {list(new.choices)} leave out {v!r}, the "
+                                          f"value of the published configuration {sp.name or '?'!r} (which runs "
+                                          f"first, as published): keep {v!r} among the choices")
             params[i] = new
     s.params = tuple(params)
     return s

@@ -204,6 +204,7 @@ BAD_RANGES = [
     ('[params.lr]\nlow = "small"\n', ["key 'params.lr.low' must be a finite number"]),
     ('[params.lr]\nstep = 2\n', ["key 'params.lr'", "unknown key 'step'"]),
     ('[params.lr]\nlow = 0.002\n[set]\nlr = 0.01\n', ["key 'params.lr'", "a range and a fixed value"]),
+    ('[params.hidden_size]\nchoices = [128]\n', ["key 'params.hidden_size'", "leave out 64", "nnrnn-lstm"]),
 ]
 
 
@@ -217,7 +218,7 @@ def test_a_widened_range_outside_the_domain_is_refused_before_ray(tmp_path, caps
     same value checks as --set, named as the file's key; main() returns 2 before Ray starts."""
     import ray
 
-    f = write(tmp_path, '[params.alpha]\nchoices = [0.9, 1.5]\n')
+    f = write(tmp_path, '[params.alpha]\nchoices = [0.9, 0.99, 1.5]\n')
     rc = run_search.main(["sweep", "--config", str(f), "--storage", str(tmp_path / "res"),
                           "--mlflow-uri", f"sqlite:///{tmp_path}/m.db"])
     err = capsys.readouterr().err.strip()
