@@ -59,6 +59,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("sweep", help="run a hyperparameter sweep (Ray Tune + MLflow)")
+    s.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="a sweep file holding these settings (docs/sweep.example.toml); flags given here override it")
     s.add_argument("--space", default=DEFAULT_SPACE, help=f"search space paper/task (default {DEFAULT_SPACE}); see `spaces`")
     s.add_argument("--model", default="", help="comma-separated models of the space to sweep (default: all)")
     s.add_argument("--samples", type=_positive_int, default=8, help="number of trials, seed points included (8)")
@@ -144,11 +146,44 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def cmd_sweep(a) -> int:
-    from search.sweep import Experiment, run_sweep
-    from search.tracking import resolve_uri
+def _explicit_sweep_flags(argv: list[str]) -> dict:
+    """The sweep flags given on the command line (not their defaults), by argparse dest."""
+    p = parser()
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices["sweep"]
+    for act in sub._actions:
+        act.default = argparse.SUPPRESS
+    return vars(p.parse_args(argv))
 
-    exp = Experiment(space=a.space, models=tuple(m for m in a.model.split(",") if m), num_samples=a.samples,
+
+def resolve_sweep_args(a, argv: list[str]):
+    """The sweep's arguments: with --config, the parser's defaults, then the file, then the flags given."""
+    if not a.config:
+        return a
+    from search import sweepfile
+
+    settings = sweepfile.load(a.config)
+    explicit = _explicit_sweep_flags(argv)
+    explicit.pop("cmd", None)
+    explicit.pop("config", None)
+    if "set" in explicit:
+        explicit["set"] = _overrides(explicit["set"])
+    defaults = {k: v for k, v in vars(a).items() if k not in explicit}
+    defaults["set"] = []
+    if explicit.get("quiet") or explicit.get("verbose"):  # the flag says how the sweep prints, not the file
+        settings = {k: v for k, v in settings.items() if k not in ("quiet", "verbose")}
+    merged = sweepfile.merge(settings, explicit, {k: v for k, v in defaults.items() if k != "set"})
+    sweepfile.check_against_space(a.config, settings, merged)
+    out = argparse.Namespace(**merged)
+    out.file_set_keys = set(settings.get("set", {})) - set(explicit.get("set", {}))
+    return out
+
+
+def build_experiment(a):
+    """The Experiment the sweep arguments describe (no Ray, nothing written)."""
+    from search.sweep import Experiment
+
+    overrides = a.set if isinstance(a.set, dict) else _overrides(a.set)
+    return Experiment(space=a.space, models=tuple(m for m in a.model.split(",") if m), num_samples=a.samples,
                      scheduler=a.scheduler, searcher=a.searcher, grace_period=a.grace_period,
                      reduction_factor=a.reduction_factor, max_budget=a.max_budget, max_concurrent=a.concurrent,
                      cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial,
@@ -157,12 +192,31 @@ def cmd_sweep(a) -> int:
                      # absolute: Ray runs each trial in its own working directory
                      data_dir=os.path.abspath(os.path.expanduser(a.data_dir)) if a.data_dir else None,
                      confirm_top=a.confirm_top, confirm_seeds=a.confirm_seeds, published_only=a.published_only,
-                     resume=a.resume, max_failures=a.max_failures, overrides=_overrides(a.set),
+                     resume=a.resume, max_failures=a.max_failures, overrides=overrides,
+                     ranges=getattr(a, "ranges", None) or {},
                      verbose=0 if a.quiet else (2 if a.verbose else 1), pack=a.pack,
-                     plugins=tuple(os.path.abspath(os.path.expanduser(p)) for p in a.plugin))
+                     plugins=tuple(os.path.abspath(os.path.expanduser(p)) for p in (a.plugin or ())))
+
+
+def cmd_sweep(a) -> int:
+    from search.sweep import run_sweep
+    from search.tracking import resolve_uri
+
+    a = resolve_sweep_args(a, getattr(a, "argv", None) or [])
+    exp = build_experiment(a)
     if exp.resume and not exp.name:
         raise ConfigError("--resume needs the --name of the sweep to continue")
-    summary = run_sweep(exp)
+    try:
+        summary = run_sweep(exp)
+    except ConfigError as e:
+        # a [set] value of the sweep file refused by the dry build: named as the file's key, not as a flag
+        for k in sorted(getattr(a, "file_set_keys", ()), key=len, reverse=True):
+            if str(e).startswith(f"--set {k}="):
+                raise ConfigError(f"{a.config}: key 'set.{k}': {str(e)[len('--set '):]}") from None
+        for k in exp.ranges:  # a value of a changed range that a component refuses (the dry build)
+            if str(e).startswith(f"space {exp.space!r} parameter {k!r}"):
+                raise ConfigError(f"{a.config}: key 'params.{k}': {e}") from None
+        raise
     print(f"\nsweep {summary['sweep']}: {summary['trials']} trials on task {summary['task']} "
           f"(selection by {summary['metric']}, {summary['mode']})")
     from search import results, tracking
@@ -191,6 +245,8 @@ def cmd_sweep(a) -> int:
     else:
         print(f"\nMLflow: mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
               f"  then http://127.0.0.1:5000/{page} (the sweep's parent run; its child runs are the trials)")
+    if summary.get("optuna_study"):
+        print(f"Optuna study {summary['sweep']!r}: optuna-dashboard {summary['optuna_study']}")
     return 0
 
 
@@ -333,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
                  ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")):
         os.environ.setdefault(k, v)
     a = parser().parse_args(argv)
+    a.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if getattr(a, "plugin", None):
             from search.plugins import load_plugins, read_plugins

@@ -89,12 +89,29 @@ def _fidelity_optuna_class():
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
             partial = bool(result) and (result.get(DIVERGED, 0) or int(result.get(EPOCH, 0)) < self.full_budget)
             if trial_id in self._ot_trials and trial_id not in self._completed_trials and partial and not error:
+                self._report_last(trial_id, result)
                 try:
                     self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
                 finally:
                     self._completed_trials.add(trial_id)
                 return
             super().on_trial_complete(trial_id, result, error)
+
+        def _report_last(self, trial_id: str, result: dict) -> None:
+            """Tune hands the result on which a scheduler stops a trial to on_trial_complete only (not to
+            on_trial_result): it becomes the trial's last intermediate value, which TPE ranks pruned trials by. A
+            diverged result's metric is a placeholder, not a measurement: not reported."""
+            import math
+
+            from ray.tune.result import TRAINING_ITERATION
+
+            value, step = result.get(self.metric), result.get(TRAINING_ITERATION)
+            if result.get(DIVERGED) or not isinstance(value, (int, float)) or step is None \
+                    or not math.isfinite(value):
+                return
+            ot = self._ot_trials[trial_id]
+            if int(step) not in self._ot_study._storage.get_trial(ot._trial_id).intermediate_values:
+                ot.report(float(value), int(step))
 
     return FidelityOptunaSearch
 

@@ -70,6 +70,9 @@ class Experiment:
     resume: bool = False
     max_failures: int = 2
     overrides: dict[str, Any] = field(default_factory=dict)
+    # narrowed or widened parameter ranges (a sweep file's [params.NAME] tables): {name: {"low", "high"} or
+    # {"choices"}}; --set fixes a parameter, this changes what the searcher may sample
+    ranges: dict[str, dict[str, Any]] = field(default_factory=dict)
     verbose: int = 1
     # one worker process trains trial after trial (Tune resets it with the next config): a fresh process costs
     # about 8 CPU-s of imports and set-up against about 1 CPU-s of training for a demo trial (BENCHMARKS.md).
@@ -230,15 +233,73 @@ def validate(exp: Experiment):
                               "sweep them with --pack 1 (or leave them out with --model)")
     from .preflight import check_values  # every value a trial could get, by a dry build on the CPU (no Ray yet)
 
-    check_values(space, sweep_space(space, budget, exp.overrides, exp.seed), models, exp.overrides, exp.data_dir)
+    check_values(space, sweep_space(space, budget, exp.overrides, exp.seed, ranges=exp.ranges), models,
+                 exp.overrides, exp.data_dir)
     return space, models, budget
 
 
-def sweep_space(space, budget: int, overrides: dict[str, Any], seed: int):
-    """The space as this sweep runs it: full budget as epochs, the sweep seed and the user's overrides fixed."""
+RANGE_KEYS = {"low", "high", "choices"}
+
+
+def with_ranges(space, ranges: dict[str, dict[str, Any]], overrides: dict[str, Any] = {}):  # noqa: B006
+    """The space with some parameters' ranges replaced (``{"lr": {"low": 1e-4, "high": 1e-2}}``, ``{"hidden_size":
+    {"choices": [64, 128]}}``): narrowed or widened, same kind; grid values and a default outside the new range
+    are dropped. Checked like a space's own parameters; what the components accept is checked later, as for every
+    value a space can sample (search.preflight)."""
+    import copy
+    import dataclasses
+
+    if not ranges:
+        return space
+    s = copy.deepcopy(space)
+    names = [p.name for p in s.params]
+    params = list(s.params)
+    for name, spec in ranges.items():
+        if name not in names:
+            from rnns.errors import suggest
+
+            raise ConfigError(f"parameter {name!r} is not searched by space {s.name!r}{suggest(name, names)} "
+                              f"(its parameters: {', '.join(names)})")
+        if name in overrides:
+            raise ConfigError(f"parameter {name!r} has a range and a fixed value (set.{name}); keep one")
+        if not isinstance(spec, dict) or not spec or set(spec) - RANGE_KEYS:
+            raise ConfigError(f"parameter {name!r}: a range is low and/or high, or choices, got {spec!r}")
+        for i, p in enumerate(params):
+            if p.name != name:
+                continue
+            if p.kind == "choice":
+                if set(spec) != {"choices"} or not isinstance(spec["choices"], (list, tuple)):
+                    raise ConfigError(f"parameter {name!r} is a choice ({p.span()}): give choices = [...]")
+                new = dataclasses.replace(p, choices=tuple(spec["choices"]), grid=())
+            else:
+                if "choices" in spec:
+                    raise ConfigError(f"parameter {name!r} is {p.span()}: give low and/or high, not choices")
+                bad = [k for k, v in spec.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
+                if bad:
+                    raise ConfigError(f"parameter {name!r}: {bad[0]} must be a number, got {spec[bad[0]]!r}")
+                new = dataclasses.replace(p, low=spec.get("low", p.low), high=spec.get("high", p.high))
+                new = dataclasses.replace(new, grid=tuple(g for g in p.grid if new.contains(g)))
+            if new.default is not None and not new.contains(new.default):
+                new = dataclasses.replace(new, default=None)
+            new.validate(s.name)
+            if p.kind == "choice":  # a published configuration runs with its own values, which Optuna can only
+                for sp in s.seeds:  # fix to one of the choices: keep them among the choices
+                    v = s.seed_params(sp).get(name)
+                    if v is not None and not new.contains(v):
+                        raise ConfigError(f"parameter {name!r}: choices {list(new.choices)} leave out {v!r}, the "
+                                          f"value of the published configuration {sp.name or '?'!r} (which runs "
+                                          f"first, as published): keep {v!r} among the choices")
+            params[i] = new
+    s.params = tuple(params)
+    return s
+
+
+def sweep_space(space, budget: int, overrides: dict[str, Any], seed: int, *, ranges=None):
+    """The space as this sweep runs it: full budget as epochs, the sweep seed and the user's overrides fixed, and
+    the parameter ranges the sweep file changed (:func:`with_ranges`)."""
     import copy
 
-    s = copy.deepcopy(space)
+    s = copy.deepcopy(with_ranges(space, ranges or {}, overrides))
     s.fixed = {**s.fixed, "epochs": budget, "seed": seed, **overrides}
     over = set(overrides)
     s.params = tuple(p for p in s.params if p.name not in over)  # an override fixes a parameter
@@ -575,7 +636,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
     T.check_reachable(uri)
     storage = resolve_storage(exp.storage)
     name = _safe_name(exp.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    run_space = sweep_space(space, budget, exp.overrides, exp.seed)
+    run_space = sweep_space(space, budget, exp.overrides, exp.seed, ranges=exp.ranges)
 
     if exp.resume and not _sweep_exists(storage, name):
         raise ConfigError(f"no Tune results for sweep {name!r} under {storage}; give the same --storage and --name")
@@ -632,6 +693,12 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             settings["mlflow_uri"] = T.redact(uri)  # never a password in the record
             settings.update({f"set.{k}": v for k, v in exp.overrides.items()})
             T.log_params(c, parent, {f"sweep.{k}": v for k, v in settings.items()})
+            base = _baseline(run_space, exp.data_dir, spec_metric)
+            if base is not None:
+                c.log_metric(parent, f"trivial_baseline_{spec_metric}", base)
+            from .sweepfile import to_toml  # the resolved configuration: `sweep --config sweep.toml` re-runs it
+
+            c.log_text(parent, to_toml(exp), "sweep.toml")
         else:
             c.update_run(parent, status="RUNNING")
 
@@ -672,7 +739,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         # writes the tracking server cannot take wait in the sweep's folder (they survive the driver)
         T.set_spool(Path(storage, name, T.SPOOL_NAME) if "://" not in storage else None)
         cb = T.MlflowTrialCallback(uri=uri, experiment_id=exp_id, parent_run_id=parent, sweep=name, task=space.task,
-                                   full_budget=budget, rename=rename)
+                                   full_budget=budget, rename=rename, **_naming(run_space, models))
         # finished trials keep their checkpoints only while they may be read (search.resources); PBT keeps all
         pruner = [] if exp.scheduler == "pbt" or "://" in storage else [
             R.CheckpointPruner(metric_name=spec_metric, mode=spec_mode, budget=budget, rename=rename)]
@@ -688,12 +755,13 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         rows = _result_rows(results, rename)
         summary = {"sweep": name, "task": space.task, "metric": metric, "mode": spec_mode, "uri": uri,
                    "parent_run_id": parent, "experiment_id": exp_id, "trials": len(rows), "best": {}}
+        summary["optuna_study"] = _export_study(c, parent, exp, search_alg, storage, name)
         summary["counts"] = counts = trial_counts(rows, num_samples)
         if cb.w.spooled:  # the tracking server did not come back: the sweep's own end goes to the journal too
             raise _end_spooled(cb.w, parent, counts, len(rows), uri, exp)
         for k, v in counts.items():
             c.log_metric(parent, f"trials_{k}", float(v))
-        _plots(c, parent, rows, metric)
+        _plots(c, parent, rows, metric, budget, spec_mode)
         if counts["finished"] == 0:
             # nothing to confirm, tag or test: the sweep failed (the CLI says so in one line and exits 1)
             c.set_tag(parent, T.STATUS, "failed")
@@ -709,6 +777,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
             summary["best"] = tag_without_confirmation(c, exp_id=exp_id, parent=parent, name=name, space=run_space,
                                                        rows=rows, models=models, metric_name=spec_metric,
                                                        mode=spec_mode, budget=budget, exp=exp)
+        _log_best_on_parent(c, parent, summary["best"], spec_metric, spec_mode)
         c.set_tag(parent, T.STATUS, "completed")
         c.log_metric(parent, "trials", float(len(rows)))
         c.set_terminated(parent, "FINISHED")
@@ -728,6 +797,8 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
                 with T._quick_http():
                     if "cb" in locals():
                         cb.w.flush(wait=10.0)  # results already queued are written before the runs are closed
+                    if "search_alg" in locals() and "summary" not in locals():  # stopped during the search
+                        _export_study(c, parent, exp, search_alg, storage, name)
                     c.set_tag(parent, T.STATUS, "interrupted")
                     _close_children(c, exp_id, parent)
                     c.set_terminated(parent, "KILLED")
@@ -801,6 +872,59 @@ def _end_spooled(w, parent: str, counts: dict[str, int], n: int, uri: str, exp: 
             "(the confirmation stage and the best runs were not made)")
     return T.TrackingSpooled(f"the MLflow tracking server {T.redact(uri)} answered again only after the search stage: "
                              "every trial is recorded, but the confirmation stage and the best runs were not made")
+
+
+def _naming(space, models) -> dict[str, Any]:
+    """What the trial callback needs to name runs: the searched keys, and each published configuration (its model
+    and searched values) to recognise its trial."""
+    keys = tuple(dict.fromkeys(p.config_key for p in space.params))
+    seeds = [(nm, {k: cfg[k] for k in ("model", *keys) if k in cfg}) for cfg, _src, nm in seed_configs(space, models)]
+    return {"name_keys": keys, "seed_points": [(nm or "seed", v) for nm, v in seeds]}
+
+
+def _baseline(space, data_dir: str | None, metric_name: str) -> float | None:
+    """The task's trivial baseline on the selection metric (datasets.baselines), or None."""
+    try:
+        from datasets.baselines import trivial_baseline
+
+        # the sweep's space: overridden task options are in .fixed (keys that are not task options are ignored)
+        b = trivial_baseline(space.task, {**space.task_options, **space.fixed}, data_dir)
+    except Exception:  # noqa: BLE001 - a record beside the metric, never a reason to fail
+        return None
+    return float(b.value) if b is not None and b.metric == metric_name and math.isfinite(b.value) else None
+
+
+def _log_best_on_parent(c, parent: str, best: dict[str, Any], metric_name: str, mode: str) -> None:
+    """The sweep's best result on its parent run, under the trials' metric name (``best_val_<metric>``: one column
+    ranks trials, confirmation runs, best runs and sweeps), with the model it belongs to."""
+    vals = [(r["val_mean"], m) for m, r in best.items() if r.get("val_mean") is not None
+            and math.isfinite(r["val_mean"])]
+    if not vals:
+        return
+    v, m = (min if mode == "min" else max)(vals)
+    c.log_metric(parent, f"best_{val_key(metric_name)}", float(v))
+    c.set_tag(parent, T.TAG + "best_model", m)
+
+
+OPTUNA_STUDY = T.TAG + "optuna_study"  # parent-run tag: the sqlite URL of the exported Optuna study
+
+
+def _export_study(c, parent: str, exp: Experiment, search_alg, storage: str, name: str) -> str | None:
+    """The Optuna study (tpe, cmaes) copied to ``<storage>/<name>/optuna.db`` (search.study), its URL tagged on the
+    parent run. Local --storage only; a failed export is one line, never a failed sweep."""
+    if exp.searcher not in ("tpe", "cmaes") or ("://" in storage and not storage.startswith("file://")):
+        return None
+    from .study import export_study
+
+    try:
+        url = export_study(search_alg, Path(storage.removeprefix("file://"), name), name)
+    except Exception as e:  # noqa: BLE001 - the study is a convenience copy; the record is MLflow's
+        print(f"[rnnsweep] the Optuna study was not exported ({type(e).__name__}: {str(e)[:200]})", flush=True)
+        return None
+    if url:
+        c.set_tag(parent, OPTUNA_STUDY, url)
+        c.set_tag(parent, OPTUNA_STUDY + "_name", name)
+    return url
 
 
 def _task_metric(space, data_dir: str | None = None) -> tuple[str, str]:
@@ -880,7 +1004,7 @@ def confirm_and_tag(c, *, uri, exp_id, parent, name, storage, space, rows, model
     seeds = [exp.seed + 1 + i for i in range(exp.confirm_seeds)]
     points = [{**cfg, "seed": s} for m in candidates for cfg in candidates[m] for s in seeds]
     cb = T.MlflowTrialCallback(uri=uri, experiment_id=exp_id, parent_run_id=parent, sweep=name, task=space.task,
-                               full_budget=budget, kind="confirm")
+                               full_budget=budget, kind="confirm", **_naming(space, models))
     from ray.tune.schedulers import FIFOScheduler
 
     from .progress import callbacks as progress_callbacks
@@ -948,7 +1072,7 @@ def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_n
     from .results import group_of
     from .train import Trainer
 
-    tests, per_seed, weights = [], [], None
+    tests, per_seed, weights, best_model = [], [], None, None
     for r in runs:
         st = _load_trainer_state(r)
         entry = {"seed": r["config"].get("seed"), val_key(metric_name): _score(r, metric_name)}
@@ -960,6 +1084,7 @@ def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_n
             entry[f"test_{metric_name}"] = t
             if weights is None:
                 weights = st["best"]["weights"]
+                best_model = tr.model  # holds these best-validation weights (test_best loaded them)
         per_seed.append(entry)
     run = c.create_run(exp_id, run_name=f"best-{model}", tags={
         T.PARENT: parent, T.KIND: "best", T.SWEEP: name, T.TASK: space.task, T.MODEL: model, T.BEST: "true",
@@ -969,7 +1094,13 @@ def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_n
     rid = run.info.run_id
     config = {k: v for k, v in config.items() if v is not None}
     T.log_params(c, rid, {k: v for k, v in config.items() if k != "seed"})
-    metrics = {f"val_{metric_name}_mean": val[0], f"val_{metric_name}_se": val[1], "seeds": float(len(runs))}
+    # best_val_<metric>: the trials' name for the selection metric (here the mean over seeds), so that one column
+    # ranks every run; trivial_baseline_<metric> beside it
+    metrics = {f"val_{metric_name}_mean": val[0], f"val_{metric_name}_se": val[1], "seeds": float(len(runs)),
+               f"best_val_{metric_name}": val[0]}
+    base = _baseline(space, exp.data_dir, metric_name)
+    if base is not None:
+        metrics[f"trivial_baseline_{metric_name}"] = base
     if tests:
         tm, tse = _mean_se(tests)
         metrics.update({f"test_{metric_name}_mean": tm, f"test_{metric_name}_se": tse})
@@ -993,12 +1124,84 @@ def _write_best(c, *, exp_id, parent, name, space, model, config, runs, metric_n
             wp = Path(d) / "weights.pt"
             torch.save(weights, wp)
             c.log_artifact(rid, str(wp))
+        if best_model is not None:
+            _log_torch_model(c, rid, best_model, Path(d) / "model")
     c.set_terminated(rid, "FINISHED")
     record["run_id"] = rid
     return record
 
 
-def _plots(c, parent: str, rows, metric: str) -> None:
+def learning_curve_figure(rows, metric: str, *, budget: int | None = None, mode: str = "min"):
+    """Every trial's validation curve: one colour per model (the legend's), the best full-budget trial drawn thick
+    and labelled, a log scale where the values span a decade or more. Returns the matplotlib figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    models = sorted({str(r["config"].get("model")) for r in rows})
+    colour = {m: f"C{i % 10}" for i, m in enumerate(models)}
+    best = None
+    if budget is not None:
+        ranked = _ranked(rows, metric.removeprefix("val_"), mode, budget)
+        best = ranked[0] if ranked else None
+    values = []
+    for r in rows:
+        h = r.get("history")
+        if h is None or metric not in h or "epoch" not in h:
+            continue
+        ys = [float(v) for v in h[metric]]
+        values += [v for v in ys if math.isfinite(v) and v > 0]
+        m = str(r["config"].get("model"))
+        if r is best:
+            continue  # drawn last, on top
+        ax.plot(list(h["epoch"]), ys, color=colour[m], alpha=0.55, linewidth=1.2, label=m)
+    if best is not None and best.get("history") is not None and metric in best["history"]:
+        h, m = best["history"], str(best["config"].get("model"))
+        ax.plot(list(h["epoch"]), list(h[metric]), color=colour[m], linewidth=3, marker="o",
+                label=f"best: {m} ({_score(best, metric.removeprefix('val_')):.4g})")
+    if values and min(values) > 0 and max(values) / min(values) >= 10:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title("learning curves of the sweep's trials")
+    handles, labels = ax.get_legend_handles_labels()
+    uniq = dict(zip(labels, handles))  # one entry per model (each with its model's colour), and the best trial
+    if uniq:
+        ax.legend(uniq.values(), uniq.keys(), loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def _log_torch_model(c, run_id: str, model, path: Path) -> None:
+    """The best weights as an MLflow PyTorch model (artifact ``model``): ``mlflow.pytorch.load_model(
+    "runs:/<run_id>/model")`` gives the trained module back (with this repository importable: the cells are its
+    classes). The requirement is pinned here, so MLflow infers nothing (no subprocess, no network)."""
+    try:
+        import mlflow.pytorch
+        import torch
+
+        import logging
+
+        # pickle: the recurrent modules carry state and Python control flow that torch.export (pt2) cannot trace;
+        # MLflow's warning about pickle (a file of our own run, loaded by its owner) is kept off the sweep's output
+        lg = logging.getLogger("mlflow.pytorch")
+        level = lg.level
+        lg.setLevel(logging.ERROR)
+        try:
+            mlflow.pytorch.save_model(model.cpu().eval(), str(path), serialization_format="pickle",
+                                      pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+        finally:
+            lg.setLevel(level)
+        c.log_artifacts(run_id, str(path), "model")
+        c.set_tag(run_id, T.TAG + "model_uri", f"runs:/{run_id}/model")
+    except Exception as e:  # noqa: BLE001 - weights.pt is logged already; say why the MLflow model is not
+        print(f"[rnnsweep] the best weights were not logged as an MLflow PyTorch model ({type(e).__name__}: "
+              f"{str(e)[:200]}); weights.pt holds them", flush=True)
+
+
+def _plots(c, parent: str, rows, metric: str, budget: int | None = None, mode: str = "min") -> None:
     """Learning curves of every trial and a parameter-vs-metric plot, as PNG artifacts of the parent run."""
     try:
         import matplotlib
@@ -1008,37 +1211,33 @@ def _plots(c, parent: str, rows, metric: str) -> None:
     except ImportError:
         return
     with tempfile.TemporaryDirectory() as d:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for r in rows:
-            h = r.get("history")
-            if h is not None and metric in h and "epoch" in h:
-                ax.plot(h["epoch"], h[metric], alpha=0.7, label=str(r["config"].get("model")))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.set_title("learning curves of the sweep's trials")
-        handles, labels = ax.get_legend_handles_labels()
-        uniq = dict(zip(labels, handles))
-        if uniq:
-            ax.legend(uniq.values(), uniq.keys())
-        fig.tight_layout()
-        fig.savefig(Path(d) / "learning_curves.png", dpi=100)
+        fig = learning_curve_figure(rows, metric, budget=budget, mode=mode)
+        fig.savefig(Path(d) / "learning_curves.png", dpi=100, bbox_inches="tight")
         plt.close(fig)
-        # parameter importance at a glance: each numeric parameter against the final metric
-        params = sorted({k for r in rows for k, v in r["config"].items()
+        # each numeric parameter against the final metric, full-budget trials only (a trial stopped at epoch 1
+        # is not comparable with one trained to the end), one colour per model
+        full = [r for r in rows if r["metrics"].get(metric) is not None and not r["error"]
+                and not r["metrics"].get(DIVERGED)
+                and (budget is None or int(r["metrics"].get("epoch", 0) or 0) >= budget)]
+        params = sorted({k for r in full for k, v in r["config"].items()
                          if isinstance(v, (int, float)) and not isinstance(v, bool)
-                         and len({rr["config"].get(k) for rr in rows}) > 1})
+                         and len({rr["config"].get(k) for rr in full}) > 1})
         if params:
+            models = sorted({str(r["config"].get("model")) for r in full})
             fig, axes = plt.subplots(1, len(params), figsize=(3 * len(params), 3), squeeze=False)
             for ax, k in zip(axes[0], params):
-                xs = [r["config"].get(k) for r in rows if r["metrics"].get(metric) is not None]
-                ys = [r["metrics"].get(metric) for r in rows if r["metrics"].get(metric) is not None]
-                ax.scatter(xs, ys, s=12)
+                for i, m in enumerate(models):
+                    pts = [(r["config"].get(k), r["metrics"][metric]) for r in full
+                           if str(r["config"].get("model")) == m and r["config"].get(k) is not None]
+                    if pts:
+                        ax.scatter(*zip(*pts), s=14, color=f"C{i % 10}", label=m)
                 ax.set_xlabel(k)
                 if k.startswith("lr") or k in ("Tdecay", "weight_decay", "delta"):
                     ax.set_xscale("log")
-            axes[0][0].set_ylabel(metric)
+            axes[0][0].set_ylabel(f"{metric} (full budget)")
+            axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
             fig.tight_layout()
-            fig.savefig(Path(d) / "parameters.png", dpi=100)
+            fig.savefig(Path(d) / "parameters.png", dpi=100, bbox_inches="tight")
             plt.close(fig)
         for f in Path(d).glob("*.png"):
             c.log_artifact(parent, str(f))

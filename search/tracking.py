@@ -27,6 +27,7 @@ from rnns.errors import ConfigError
 TAG = "rnnsweep."
 KIND, SWEEP, TRIAL_ID, MODEL, STATUS, BEST, TASK = (TAG + k for k in ("kind", "sweep", "trial_id", "model", "status",
                                                                     "best", "task"))
+SEED_POINT = TAG + "seed_point"  # a trial that runs a paper's published configuration: its name
 PARENT = "mlflow.parentRunId"
 RUN_NAME = "mlflow.runName"
 
@@ -244,6 +245,38 @@ def failure_reason(error_text: str) -> tuple[str, str]:
     if oom:
         return "oom", oom[-1][:500]
     return "error", (lines[-1] if lines else "unknown error")[:500]
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def run_name(cfg: dict[str, Any], keys: tuple[str, ...] = (), number: int | None = None, kind: str = "trial",
+             seed_point: str | None = None, most: int = 3) -> str:
+    """A child run's name as a reader scans it: model, up to ``most`` searched values, the trial's number in the
+    sweep, and what it is (``lstm lr=0.0032 alpha=0.99 hidden_size=64 #3``; a published seed point ends with
+    ``[published nnrnn-lstm]``, a confirmation run shows its seed and ``[confirm]``)."""
+    shown = [f"{k}={_short(cfg[k])}" for k in keys if k != "model" and cfg.get(k) is not None][:most]
+    parts = [str(cfg.get("model", "trial")), *shown]
+    if kind == "confirm" and cfg.get("seed") is not None:
+        parts.append(f"seed={cfg['seed']}")
+    if number is not None:
+        parts.append(f"#{number}")
+    if seed_point:
+        parts.append(f"[published {seed_point}]")
+    if kind == "confirm":
+        parts.append("[confirm]")
+    return " ".join(parts)[:250]
+
+
+def seed_point_of(cfg: dict[str, Any], seed_points: list[tuple[str, dict[str, Any]]]) -> str | None:
+    """The name of the published configuration ``cfg`` is (its model and searched values all equal), else None."""
+    for name, values in seed_points:
+        if values and all(cfg.get(k) == v for k, v in values.items()):
+            return name
+    return None
 
 
 def trial_status(result: dict[str, Any] | None, full_budget: int, error: bool) -> str:
@@ -695,8 +728,11 @@ class MlflowTrialCallback(Callback):
     """Writes one child run per Tune trial (see the module docstring). Picklable: the client is made lazily."""
 
     def __init__(self, *, uri: str, experiment_id: str, parent_run_id: str, sweep: str, task: str, full_budget: int,
-                 kind: str = "trial", rename: dict[str, str] | None = None):
+                 kind: str = "trial", rename: dict[str, str] | None = None, name_keys: tuple[str, ...] = (),
+                 seed_points: list[tuple[str, dict[str, Any]]] = ()):
         self.rename = rename or {}
+        # run names: the searched keys shown, the published configurations recognised, a number per run
+        self.name_keys, self.seed_points, self._number = tuple(name_keys), list(seed_points), None
         self.uri, self.experiment_id, self.parent_run_id = uri, experiment_id, parent_run_id
         self.sweep, self.task, self.full_budget, self.kind = sweep, task, int(full_budget), kind
         self._w: RunWriter | None = None
@@ -705,7 +741,16 @@ class MlflowTrialCallback(Callback):
         self.ended: set[str] = set()  # pack members whose run is closed
 
     def __getstate__(self):
-        return {**self.__dict__, "_w": None, "runs": {}, "last_step": {}, "ended": set()}
+        return {**self.__dict__, "_w": None, "runs": {}, "last_step": {}, "_number": None, "ended": set()}
+
+    def _next_number(self) -> int:
+        """1, 2, ... in the order runs of this kind start under the parent (a resumed sweep counts on)."""
+        if self._number is None:
+            self._number = len(self.w.c.search_runs(
+                [self.experiment_id], filter_string=f"tags.`{PARENT}` = '{self.parent_run_id}' and "
+                                                    f"tags.`{KIND}` = '{self.kind}'", max_results=50000))
+        self._number += 1
+        return self._number
 
     @property
     def w(self) -> RunWriter:
@@ -737,10 +782,13 @@ class MlflowTrialCallback(Callback):
             from .space_adapter import to_config
 
             cfg = to_config(dict(raw), self.rename)
-            run = c.create_run(self.experiment_id, run_name=f"{cfg.get('model', 'trial')}-{tid}", tags={
-                PARENT: self.parent_run_id, KIND: self.kind, SWEEP: self.sweep, TRIAL_ID: tid, TASK: self.task,
-                MODEL: str(cfg.get("model")), STATUS: "running",
-                **({PACK_TAG: trial.trial_id} if member else {})})
+            published = seed_point_of(cfg, self.seed_points)
+            tags = {PARENT: self.parent_run_id, KIND: self.kind, SWEEP: self.sweep, TRIAL_ID: tid, TASK: self.task,
+                    MODEL: str(cfg.get("model")), STATUS: "running", **({PACK_TAG: trial.trial_id} if member else {})}
+            if published:
+                tags[SEED_POINT] = published
+            run = c.create_run(self.experiment_id, run_name=run_name(
+                cfg, self.name_keys, self._next_number(), self.kind, published), tags=tags)
             run_id = run.info.run_id
             log_params(c, run_id, cfg)
             self.last_step[tid] = 0

@@ -35,6 +35,12 @@ def test_signal_ends_the_sweep_as_interrupted(tmp_path, sig, status):
     c, parents, trial_runs = runs_of(f"sqlite:///{tmp_path / 'mlruns.db'}")
     (parent,) = parents
     assert parent.info.status == "KILLED" and parent.data.tags["rnnsweep.status"] == "interrupted"
+    # the Optuna study (tpe) is exported when the interrupted sweep is closed, and can be read
+    assert parent.data.tags["rnnsweep.optuna_study"] == f"sqlite:///{(results / 'int' / 'optuna.db').resolve()}"
+    import optuna
+
+    study = optuna.load_study(study_name="int", storage=parent.data.tags["rnnsweep.optuna_study"])
+    assert study.trials and all("tune_trial_id" in t.user_attrs for t in study.trials)
     exp = c.get_experiment_by_name("copy_nnrnn")
     every = c.search_runs([exp.experiment_id], max_results=1000)
     assert not [r for r in every if r.data.tags.get("rnnsweep.kind") in ("best", "confirm")], "confirmed or tagged"
