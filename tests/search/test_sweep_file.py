@@ -53,6 +53,8 @@ confirm_seeds = 4
 published_only = true
 max_failures = 0
 quiet = true
+pack = 4
+plugin = ["/tmp/rnnsweep_test_plugin.py"]
 
 [set]
 lr = 0.002
@@ -64,7 +66,7 @@ FLAGS = ["--space", "demo/copy", "--model", "rnn", "--samples", "5", "--schedule
          "--cpus-per-trial", "0.5", "--gpus-per-trial", "0.25", "--gpu-memory-fraction", "0.5", "--storage", "res",
          "--name", "from-file", "--mlflow-uri", "sqlite:///x.db", "--address", "127.0.0.1:6379", "--data-dir", "data",
          "--seed", "7", "--confirm-top", "1", "--confirm-seeds", "4", "--published-only", "--max-failures", "0",
-         "--quiet", "--set", "lr=0.002", "--set", "alpha=0.9", "--set", "updates=30"]
+         "--quiet", "--pack", "4", "--plugin", "/tmp/rnnsweep_test_plugin.py", "--set", "lr=0.002", "--set", "alpha=0.9", "--set", "updates=30"]
 
 
 def test_file_and_flags_give_the_same_experiment(tmp_path):
