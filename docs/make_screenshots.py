@@ -78,6 +78,17 @@ def close_assistant(driver) -> None:
                 pass
 
 
+def expand_sweeps(driver) -> None:
+    """Open each sweep's parent run in the runs table, so its trials (child runs) are listed under it."""
+    from selenium.webdriver.common.by import By
+
+    for b in driver.find_elements(By.XPATH, "//button[contains(@data-component-id, 'runnamecellrenderer')]"):
+        try:
+            b.click()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mlflow-uri", required=True, help="the sweep's store, sqlite:///PATH")
@@ -101,7 +112,7 @@ def main() -> None:
             "experiment_ids": [eid], "filter": "tags.`rnnsweep.kind` = 'trial'", "max_results": 50,
             "order_by": ["metrics.best_val_loss ASC"]})["runs"]
         opts = webdriver.ChromeOptions()
-        for o in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1600,1000",
+        for o in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=2000,1100",
                   "--disable-dev-shm-usage"):
             opts.add_argument(o)
         opts.binary_location = "/usr/bin/chromium"
@@ -115,11 +126,13 @@ def main() -> None:
             click_text(driver, "Model training")
             time.sleep(2)
             close_assistant(driver)
-            time.sleep(1)
+            expand_sweeps(driver)
+            time.sleep(2)
             driver.save_screenshot(str(IMG / "mlflow_runs.png"))
-            if click_text(driver, "Chart view") or click_text(driver, "Charts"):
-                time.sleep(4)
-                driver.save_screenshot(str(IMG / "mlflow_chart.png"))
+            driver.get(f"{url}/#/experiments/{eid}/runs?compareRunsMode=CHART")
+            time.sleep(8)
+            close_assistant(driver)
+            driver.save_screenshot(str(IMG / "mlflow_chart.png"))
             if runs:
                 rid = runs[0]["info"]["run_id"]
                 driver.get(f"{url}/#/experiments/{eid}/runs/{rid}")
