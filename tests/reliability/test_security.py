@@ -22,6 +22,10 @@ ALLOWED = {
     # note-list pickles of the music datasets: opened only when the sha256 is a known one or the user passes
     # allow_pickle=True, and then through an Unpickler whose find_class admits containers and numpy arrays only
     ("datasets/music.py", "Unpickler subclass _PlainUnpickler"),
+    # the searcher state Ray Tune itself pickles into --storage and unpickles on --resume (OptunaSearch.restore):
+    # the pack searcher's own save/restore of it, and the Optuna study export reading Tune's newest copy
+    ("search/pack_tune.py", "pickle.load"),
+    ("search/study.py", "pickle.load"),
 }
 
 PICKLE_MODULES = {"pickle", "cPickle", "_pickle", "cloudpickle", "dill", "joblib", "marshal", "shelve"}
