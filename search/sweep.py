@@ -755,7 +755,7 @@ def run_sweep(exp: Experiment) -> dict[str, Any]:
         rows = _result_rows(results, rename)
         summary = {"sweep": name, "task": space.task, "metric": metric, "mode": spec_mode, "uri": uri,
                    "parent_run_id": parent, "experiment_id": exp_id, "trials": len(rows), "best": {}}
-        summary["optuna_study"] = _export_study(c, parent, exp, search_alg, storage, name)
+        summary["optuna_study"] = _export_study(c, parent, exp, search_alg, storage, name, writer=cb.w)
         summary["counts"] = counts = trial_counts(rows, num_samples)
         if cb.w.spooled:  # the tracking server did not come back: the sweep's own end goes to the journal too
             raise _end_spooled(cb.w, parent, counts, len(rows), uri, exp)
@@ -909,9 +909,10 @@ def _log_best_on_parent(c, parent: str, best: dict[str, Any], metric_name: str, 
 OPTUNA_STUDY = T.TAG + "optuna_study"  # parent-run tag: the sqlite URL of the exported Optuna study
 
 
-def _export_study(c, parent: str, exp: Experiment, search_alg, storage: str, name: str) -> str | None:
+def _export_study(c, parent: str, exp: Experiment, search_alg, storage: str, name: str, writer=None) -> str | None:
     """The Optuna study (tpe, cmaes) copied to ``<storage>/<name>/optuna.db`` (search.study), its URL tagged on the
-    parent run. Local --storage only; a failed export is one line, never a failed sweep."""
+    parent run (through ``writer``, a RunWriter, when given: spooled if the tracking server is away). Local --storage
+    only; a failed export is one line, never a failed sweep."""
     if exp.searcher not in ("tpe", "cmaes") or ("://" in storage and not storage.startswith("file://")):
         return None
     from .study import export_study
@@ -922,8 +923,12 @@ def _export_study(c, parent: str, exp: Experiment, search_alg, storage: str, nam
         print(f"[rnnsweep] the Optuna study was not exported ({type(e).__name__}: {str(e)[:200]})", flush=True)
         return None
     if url:
-        c.set_tag(parent, OPTUNA_STUDY, url)
-        c.set_tag(parent, OPTUNA_STUDY + "_name", name)
+        def op(cl=c):
+            cl = writer.c if writer is not None else cl
+            cl.set_tag(parent, OPTUNA_STUDY, url)
+            cl.set_tag(parent, OPTUNA_STUDY + "_name", name)
+
+        writer.do(op) if writer is not None else op()
     return url
 
 
