@@ -296,13 +296,13 @@ def save_pack(pack, directory: str | Path) -> None:
     pack's own state beside them: a member's checkpoint is read exactly as a single trial's."""
     import torch
 
-    from .trainable import CheckpointError, save_checkpoint
+    from .trainable import CheckpointError, save_state
 
     d = Path(directory)
     sd = pack.state_dict()
     for mid, msd in sd["members"].items():
         (d / MEMBERS / mid).mkdir(parents=True, exist_ok=True)
-        save_checkpoint(_Holder(msd), d / MEMBERS / mid)
+        save_state(msd, d / MEMBERS / mid)
     rest = {k: v for k, v in sd.items() if k != "members"}
     try:
         torch.save(rest, d / "pack.pt")
@@ -312,14 +312,6 @@ def save_pack(pack, directory: str | Path) -> None:
     (d / META_FILE).write_text(json.dumps({"members": sorted(sd["members"])}))
 
 
-class _Holder:
-    def __init__(self, sd):
-        self.sd = sd
-
-    def state_dict(self):
-        return self.sd
-
-
 def load_pack(pack, directory: str | Path) -> None:
     import torch
 
@@ -327,8 +319,7 @@ def load_pack(pack, directory: str | Path) -> None:
 
     d = Path(directory)
     meta = json.loads((d / META_FILE).read_text())
-    rest = torch.load(d / "pack.pt", map_location=pack.device if hasattr(pack, "device") else None,
-                      weights_only=True)
+    rest = torch.load(d / "pack.pt", map_location=pack.device, weights_only=True)
     members = {mid: read_checkpoint(d / MEMBERS / mid) for mid in meta["members"]}
     pack.load_state_dict({**rest, "members": members})
 

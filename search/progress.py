@@ -124,6 +124,16 @@ class ProgressCallback(_Base):
     def _better(self, v: float) -> bool:
         return self.best is None or (v > self.best[0] if self.mode == "max" else v < self.best[0])
 
+    def _each_open_member(self, hook, iteration, trials, trial, **info) -> bool:
+        """For a trial pack: ``hook`` on each member not ended yet; False for an ordinary trial."""
+        ms = _members(trial)
+        if ms is None:
+            return False
+        for m in ms:
+            if m.trial_id not in self.done:
+                hook(iteration, trials, m, **info)
+        return True
+
     # ---- Tune callback hooks -------------------------------------------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
         ms = _members(trial)
@@ -161,11 +171,7 @@ class ProgressCallback(_Base):
             self._out(f"{self._label(trial)} epoch {ep} (rung): {self.metric} {v:.4g}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        ms = _members(trial)
-        if ms is not None:
-            for m in ms:
-                if m.trial_id not in self.done:
-                    self.on_trial_complete(iteration, trials, m, **info)
+        if self._each_open_member(self.on_trial_complete, iteration, trials, trial, **info):
             return
         self.done.add(trial.trial_id)
         result = trial.last_result or {}
@@ -184,11 +190,7 @@ class ProgressCallback(_Base):
             self._out(f"{self._label(trial)} stopped by {self.scheduler} at epoch {ep}: {val}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        ms = _members(trial)
-        if ms is not None:
-            for m in ms:
-                if m.trial_id not in self.done:
-                    self.on_trial_error(iteration, trials, m, **info)
+        if self._each_open_member(self.on_trial_error, iteration, trials, trial, **info):
             return
         self.done.add(trial.trial_id)
         from .tracking import failure_reason

@@ -42,12 +42,17 @@ def _sha256(path: Path) -> str:
 
 
 def save_checkpoint(trainer: Trainer, directory: str | Path) -> Path:
+    return save_state(trainer.state_dict(), directory)
+
+
+def save_state(state: dict[str, Any], directory: str | Path) -> Path:
+    """A trainer state (``Trainer.state_dict()``) written whole, with its sha256 beside it."""
     path = Path(directory) / CKPT_FILE
     tmp = path.with_suffix(".tmp")
     digest, digest_tmp = path.parent / DIGEST_FILE, path.parent / (DIGEST_FILE + ".tmp")
     try:
         with open(tmp, "wb") as f:  # closed even when the write fails, so a full disk gets its space back
-            torch.save(trainer.state_dict(), f)
+            torch.save(state, f)
         digest_tmp.write_text(_sha256(tmp) + "\n")
     except (OSError, RuntimeError) as e:  # a full disk shows as "unexpected pos ..." from torch's zip writer
         for f in (tmp, digest_tmp):

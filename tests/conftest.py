@@ -122,6 +122,24 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray (127.0.0.1, a private temp dir) for a module's in-process sweeps; every process left under its
+    temp dir is stopped by PID at the end."""
+    import ray
+
+    from search.sweep import start_ray
+
+    d = tempfile.mkdtemp(prefix="rs-", dir="/tmp")
+    os.environ["RAY_TMPDIR"] = d
+    start_ray(None)
+    yield
+    ray.shutdown()
+    kill_pids(processes_under(d))
+    os.environ.pop("RAY_TMPDIR", None)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture
 def ray_tmp():
     """A private, short Ray temp dir; every process left under it at the end is stopped by its PID."""

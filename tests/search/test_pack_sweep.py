@@ -7,29 +7,7 @@ import math
 
 import pytest
 
-from conftest import kill_pids, processes_under
-
 SMALL = {"updates": 6, "delay": 5, "n_val": 50}
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    import os
-    import shutil
-    import tempfile
-
-    import ray
-
-    from search.sweep import start_ray
-
-    d = tempfile.mkdtemp(prefix="rs-", dir="/tmp")
-    os.environ["RAY_TMPDIR"] = d
-    start_ray(None)
-    yield
-    ray.shutdown()
-    kill_pids(processes_under(d))
-    os.environ.pop("RAY_TMPDIR", None)
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def _trial_runs(c, exp_id: str, sweep: str):
